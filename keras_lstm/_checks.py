@@ -1,0 +1,98 @@
+"""Argument and shape checks shared by the cells and layers.
+
+Every check raises `ValueError` naming the argument and the value received, so a
+mistake is reported where it was made, not deep inside a backend.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+
+def positive_int(name: str, value) -> int:
+    """Returns `value` as an int, or raises if it is not an integer > 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def rate(name: str, value) -> float:
+    """Returns `value` as a float in [0, 1), or raises."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= value < 1.0
+    ):
+        raise ValueError(
+            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def one_of(name: str, value, choices: tuple):
+    if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def sequences_shape(layer_name: str, shape) -> None:
+    """`sequences` must be (batch, timesteps, features)."""
+    if len(shape) != 3:
+        raise ValueError(
+            f"Layer '{layer_name}' expects `sequences` of rank 3 "
+            "(batch, timesteps, features). "
+            f"Received: sequences.shape={tuple(shape)}"
+        )
+
+
+def features(layer_name: str, shape, built_features: int) -> None:
+    """The feature axis must keep the size the layer was built with."""
+    if shape[-1] is not None and shape[-1] != built_features:
+        raise ValueError(
+            f"Layer '{layer_name}' was built for sequences with "
+            f"{built_features} features, but `sequences` has {shape[-1]}. "
+            f"Received: sequences.shape={tuple(shape)}"
+        )
+
+
+def states(layer_name: str, initial_state, count: int, units: int, batch) -> None:
+    """`initial_state` must hold `count` tensors of shape (batch, units)."""
+    received = list(initial_state) if isinstance(initial_state, (list, tuple)) else [
+        initial_state
+    ]
+    shapes = [tuple(s.shape) for s in received]
+    if len(received) != count:
+        raise ValueError(
+            f"Layer '{layer_name}' expects `initial_state` to be a list of "
+            f"{count} tensor(s) of shape (batch, {units}). Received "
+            f"{len(received)} tensor(s) with shapes {shapes}"
+        )
+    for shape in shapes:
+        bad_batch = batch is not None and shape and shape[0] not in (None, batch)
+        if len(shape) != 2 or shape[-1] not in (None, units) or bad_batch:
+            raise ValueError(
+                f"Layer '{layer_name}' expects each `initial_state` tensor to "
+                f"have shape ({batch}, {units}). Received shapes {shapes}"
+            )
+
+
+def mask(layer_name: str, mask, sequences_shape) -> None:
+    """`mask` must be (batch, timesteps), matching `sequences`."""
+    shape = tuple(mask.shape)
+    expected = tuple(sequences_shape[:2])
+    matches = len(shape) == 2 and all(
+        a is None or b is None or a == b for a, b in zip(shape, expected)
+    )
+    if not matches:
+        raise ValueError(
+            f"Layer '{layer_name}' expects `mask` of shape (batch, timesteps) = "
+            f"{expected}. Received: mask.shape={shape}"
+        )

@@ -1,0 +1,209 @@
+"""What LSTM and GRU share: the recurrent loop with the input projection hoisted.
+
+`keras.layers.RNN` calls its cell once per timestep, and the cell multiplies that
+step's input by the input kernel. Here the layer instead multiplies *all* timesteps
+by the input kernel in one matmul (`cell.project_inputs`) and runs only the
+recurrent part (`cell.recurrent_step`) inside the loop. The arithmetic is the same
+as the cell's own `call`; only the order of work changes.
+
+Masking, `go_backwards`, `unroll`, `stateful` and `zero_output_for_mask` are handled
+by Keras' own loop (`keras.src.backend.rnn`), exactly as for the built-in layers.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# Keras' public API does not export these two; they are what the built-in LSTM and
+# GRU use, and using them keeps our dropout masks and loop semantics identical.
+from keras.src import backend as keras_backend
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from keras_lstm import _checks
+
+__all__ = [
+    "DropoutRNNCell",
+    "RecurrentLayer",
+    "cell_property",
+    "common_cell_config",
+    "masked_matmul",
+]
+
+# Layer-level keys that `keras.layers.Layer.get_config` already provides.
+_BASE_KEYS = ("name", "trainable", "dtype")
+
+
+def masked_matmul(x, kernel, masks, parts: int):
+    """`x @ kernel`, with dropout `masks` applied to `x` first.
+
+    `masks` is None, one mask for all gates, or a list of one mask per gate (then
+    `kernel` is split into `parts` column blocks, one per gate). A mask has shape
+    (batch, features) and is broadcast over the time axis when `x` is 3-D.
+    """
+    if masks is None:
+        return ops.matmul(x, kernel)
+
+    def expand(mask):
+        return ops.expand_dims(mask, 1) if len(x.shape) == 3 else mask
+
+    if not isinstance(masks, (list, tuple)):
+        return ops.matmul(x * expand(masks), kernel)
+    kernels = ops.split(kernel, parts, axis=-1)
+    return ops.concatenate(
+        [ops.matmul(x * expand(m), k) for m, k in zip(masks, kernels)], axis=-1
+    )
+
+
+def common_cell_config(cell) -> dict:
+    """The config entries LSTMCell and GRUCell share, serialized like Keras does."""
+    return {
+        "units": cell.units,
+        "activation": keras.activations.serialize(cell.activation),
+        "recurrent_activation": keras.activations.serialize(
+            cell.recurrent_activation
+        ),
+        "use_bias": cell.use_bias,
+        "kernel_initializer": keras.initializers.serialize(cell.kernel_initializer),
+        "recurrent_initializer": keras.initializers.serialize(
+            cell.recurrent_initializer
+        ),
+        "bias_initializer": keras.initializers.serialize(cell.bias_initializer),
+        "kernel_regularizer": keras.regularizers.serialize(cell.kernel_regularizer),
+        "recurrent_regularizer": keras.regularizers.serialize(
+            cell.recurrent_regularizer
+        ),
+        "bias_regularizer": keras.regularizers.serialize(cell.bias_regularizer),
+        "kernel_constraint": keras.constraints.serialize(cell.kernel_constraint),
+        "recurrent_constraint": keras.constraints.serialize(
+            cell.recurrent_constraint
+        ),
+        "bias_constraint": keras.constraints.serialize(cell.bias_constraint),
+        "dropout": cell.dropout,
+        "recurrent_dropout": cell.recurrent_dropout,
+        "seed": cell.seed,
+    }
+
+
+def cell_property(name: str) -> property:
+    """A read-only layer attribute forwarded to the cell, as the built-ins do."""
+    return property(lambda self: getattr(self.cell, name), doc=f"`cell.{name}`")
+
+
+class RecurrentLayer(keras.layers.RNN):
+    """Base of `keras_lstm.LSTM` and `keras_lstm.GRU` (not used directly).
+
+    The cell must provide `project_inputs(sequences, training)` and
+    `recurrent_step(projected_t, states, training)`.
+    """
+
+    def __init__(self, cell, use_cudnn="auto", **kwargs):
+        super().__init__(cell, **kwargs)
+        self.use_cudnn = _checks.one_of("use_cudnn", use_cudnn, ("auto", True, False))
+
+    units = cell_property("units")
+    activation = cell_property("activation")
+    recurrent_activation = cell_property("recurrent_activation")
+    use_bias = cell_property("use_bias")
+    kernel_initializer = cell_property("kernel_initializer")
+    recurrent_initializer = cell_property("recurrent_initializer")
+    bias_initializer = cell_property("bias_initializer")
+    kernel_regularizer = cell_property("kernel_regularizer")
+    recurrent_regularizer = cell_property("recurrent_regularizer")
+    bias_regularizer = cell_property("bias_regularizer")
+    kernel_constraint = cell_property("kernel_constraint")
+    recurrent_constraint = cell_property("recurrent_constraint")
+    bias_constraint = cell_property("bias_constraint")
+    dropout = cell_property("dropout")
+    recurrent_dropout = cell_property("recurrent_dropout")
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        _checks.sequences_shape(self.name, sequences_shape)
+        super().build(sequences_shape, initial_state_shape)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        shape = tuple(sequences.shape)
+        _checks.sequences_shape(self.name, shape)
+        _checks.features(self.name, shape, self.cell.kernel.shape[0])
+        if initial_state is not None:
+            _checks.states(
+                self.name,
+                initial_state,
+                len(self.state_size),
+                self.cell.units,
+                shape[0],
+            )
+        if keras.tree.is_nested(mask):
+            mask = keras.tree.flatten(mask)[0]
+        if mask is not None:
+            _checks.mask(self.name, mask, shape)
+        return super().call(
+            sequences, initial_state=initial_state, mask=mask, training=training
+        )
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if keras.tree.is_nested(mask):
+            mask = mask[0]
+        if self.use_cudnn is True:
+            return self._fused_inner_loop(sequences, initial_state, mask, training)
+
+        projected = self.cell.project_inputs(sequences, training=training)
+        copy_states = keras.backend.backend() == "torch" and self.stateful
+
+        def step(projected_t, states):
+            if copy_states:
+                # As in keras.layers.RNN: torch autograd must not see the state
+                # variables modified in place.
+                states = keras.tree.map_structure(ops.copy, states)
+            return self.cell.recurrent_step(projected_t, states, training=training)
+
+        return keras_backend.rnn(
+            step,
+            projected,
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
+    def _fused_inner_loop(self, sequences, initial_state, mask, training):
+        """`use_cudnn=True`: the backend's fused kernel, as in the built-in layer."""
+        kernel_fn = self._fused_kernel()
+        if not self.recurrent_dropout:
+            if training and self.dropout:
+                dp_mask = self.cell.get_dropout_mask(sequences[:, 0, :])
+                sequences = sequences * ops.expand_dims(dp_mask, axis=1)
+            try:
+                out = kernel_fn(sequences, initial_state, mask)
+                if keras.backend.backend() == "tensorflow":
+                    self.supports_jit = False
+                return out
+            except NotImplementedError:
+                pass
+        raise ValueError(
+            f"Layer '{self.name}': use_cudnn=True was specified, but the backend "
+            f"'{keras.backend.backend()}' has no fused kernel for this "
+            "configuration and device. Pass use_cudnn='auto' to run the keras.ops "
+            "cell."
+        )
+
+    def _fused_kernel(self):
+        raise NotImplementedError
+
+    def get_config(self):
+        cell_config = self.cell.get_config()
+        config = {k: v for k, v in cell_config.items() if k not in _BASE_KEYS}
+        config["activity_regularizer"] = keras.regularizers.serialize(
+            self.activity_regularizer
+        )
+        config["use_cudnn"] = self.use_cudnn
+        base_config = super().get_config()
+        del base_config["cell"]
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
