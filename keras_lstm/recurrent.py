@@ -137,6 +137,7 @@ class RecurrentLayer(keras.layers.RNN):
             mask = keras.tree.flatten(mask)[0]
         if mask is not None:
             _checks.mask(self.name, mask, shape)
+            mask = ops.convert_to_tensor(mask, dtype="bool")
         return super().call(
             sequences, initial_state=initial_state, mask=mask, training=training
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -71,11 +73,21 @@ def value_and_grad(fn, arrays):
         tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
         value = fn(*tensors)
         grads = torch.autograd.grad(value, tensors)
+        value = value.detach()
     else:
         raise NotImplementedError(BACKEND)
     return float(keras.ops.convert_to_numpy(value)), [
         keras.ops.convert_to_numpy(g) for g in grads
     ]
+
+
+def float64_enabled():
+    """A context in which float64 computes in float64 (JAX needs x64 switched on)."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def compiled(fn):
