@@ -1,0 +1,96 @@
+"""Training with our layer follows the built-in step for step; dropout acts only
+in training."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.layers.helpers import (
+    BUILTIN,
+    OURS,
+    assert_all_close,
+    copy_weights,
+    numpy,
+    randomize,
+)
+
+STEPS, VOCAB, FEATURES, UNITS, BATCH = 8, 20, 6, 8, 16
+
+
+def sentiment_like_data(seed=0, batches=4):
+    """Token ids with right padding (masked) and a learnable binary label."""
+    rng = np.random.default_rng(seed)
+    n = BATCH * batches
+    ids = rng.integers(1, VOCAB, size=(n, STEPS))
+    lengths = rng.integers(2, STEPS + 1, size=n)
+    ids[np.arange(STEPS)[None, :] >= lengths[:, None]] = 0
+    labels = (ids % 2 == 0).sum(axis=1) > (lengths / 2)
+    return ids.astype("int32"), labels.astype("float32")[:, None]
+
+
+def model(layers, kind, **layer_kwargs):
+    inp = keras.Input((STEPS,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, FEATURES, mask_zero=True)(inp)
+    x = layers[kind](UNITS, **layer_kwargs)(x)
+    out = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inp, out)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_twenty_steps_follow_the_builtin(kind):
+    ours, builtin = model(OURS, kind), model(BUILTIN, kind)
+    randomize(ours, scale=0.3)
+    copy_weights(ours, builtin)
+    for m in (ours, builtin):
+        m.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
+    ids, labels = sentiment_like_data()
+    losses = {"ours": [], "builtin": []}
+    for step in range(20):
+        batch = slice((step % 4) * BATCH, (step % 4 + 1) * BATCH)
+        losses["ours"].append(float(ours.train_on_batch(ids[batch], labels[batch])))
+        losses["builtin"].append(
+            float(builtin.train_on_batch(ids[batch], labels[batch]))
+        )
+    np.testing.assert_allclose(losses["ours"], losses["builtin"], rtol=0, atol=1e-4)
+    # The models really trained (so equal curves are not two flat lines).
+    assert losses["ours"][-1] < losses["ours"][0] - 0.05
+    assert_all_close(ours.get_weights(), builtin.get_weights(), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_dropout_only_in_training(kind):
+    x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
+    layer = OURS[kind](UNITS, dropout=0.4, recurrent_dropout=0.4, seed=3)
+    plain = OURS[kind](UNITS)
+    layer.build(x.shape)
+    plain.build(x.shape)
+    randomize(layer)
+    copy_weights(layer, plain)
+    inference = numpy(layer(x, training=False))[0]
+    np.testing.assert_array_equal(inference, numpy(plain(x))[0])
+    trained_a = numpy(layer(x, training=True))[0]
+    trained_b = numpy(layer(x, training=True))[0]
+    assert np.abs(trained_a - inference).max() > 1e-3
+    assert np.abs(trained_a - trained_b).max() > 1e-3  # fresh masks per call
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize(
+    "rates", [(0.3, 0.0), (0.0, 0.3), (0.3, 0.3)], ids=["input", "recurrent", "both"]
+)
+def test_dropout_masks_match_builtin_with_same_seed(kind, rates):
+    """Same seed, same masks: our training-mode outputs equal the built-in's."""
+    dropout, recurrent_dropout = rates
+    kwargs = dict(
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        seed=11,
+        return_sequences=True,
+    )
+    ours, builtin = OURS[kind](UNITS, **kwargs), BUILTIN[kind](UNITS, **kwargs)
+    x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
+    ours.build(x.shape)
+    builtin.build(x.shape)
+    randomize(ours)
+    copy_weights(ours, builtin)
+    assert_all_close(ours(x, training=True), builtin(x, training=True))
