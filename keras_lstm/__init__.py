@@ -1,7 +1,7 @@
 """keras_lstm: LSTM and GRU reimplemented with keras.ops, equal to the built-ins.
 
-    import keras_lstm
-    layer = keras_lstm.LSTM(64, return_sequences=True)   # drop-in for keras.layers.LSTM
+import keras_lstm
+layer = keras_lstm.LSTM(64, return_sequences=True)   # drop-in for keras.layers.LSTM
 """
 
 from keras_lstm.gru import GRU, GRUCell

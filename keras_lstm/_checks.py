@@ -11,11 +11,7 @@ import numbers
 
 def positive_int(name: str, value) -> int:
     """Returns `value` as an int, or raises if it is not an integer > 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value <= 0
-    ):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(
             f"`{name}` must be a positive integer. Received: {name}={value!r}"
         )
@@ -65,9 +61,11 @@ def features(layer_name: str, shape, built_features: int) -> None:
 
 def states(layer_name: str, initial_state, count: int, units: int, batch) -> None:
     """`initial_state` must hold `count` tensors of shape (batch, units)."""
-    received = list(initial_state) if isinstance(initial_state, (list, tuple)) else [
-        initial_state
-    ]
+    received = (
+        list(initial_state)
+        if isinstance(initial_state, (list, tuple))
+        else [initial_state]
+    )
     shapes = [tuple(s.shape) for s in received]
     if len(received) != count:
         raise ValueError(

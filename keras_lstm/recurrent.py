@@ -60,9 +60,7 @@ def common_cell_config(cell) -> dict:
     return {
         "units": cell.units,
         "activation": keras.activations.serialize(cell.activation),
-        "recurrent_activation": keras.activations.serialize(
-            cell.recurrent_activation
-        ),
+        "recurrent_activation": keras.activations.serialize(cell.recurrent_activation),
         "use_bias": cell.use_bias,
         "kernel_initializer": keras.initializers.serialize(cell.kernel_initializer),
         "recurrent_initializer": keras.initializers.serialize(
@@ -75,9 +73,7 @@ def common_cell_config(cell) -> dict:
         ),
         "bias_regularizer": keras.regularizers.serialize(cell.bias_regularizer),
         "kernel_constraint": keras.constraints.serialize(cell.kernel_constraint),
-        "recurrent_constraint": keras.constraints.serialize(
-            cell.recurrent_constraint
-        ),
+        "recurrent_constraint": keras.constraints.serialize(cell.recurrent_constraint),
         "bias_constraint": keras.constraints.serialize(cell.bias_constraint),
         "dropout": cell.dropout,
         "recurrent_dropout": cell.recurrent_dropout,

@@ -71,7 +71,9 @@ def test_initial_state(kind):
     x = inputs()
     rng = np.random.default_rng(1)
     count = 2 if kind == "lstm" else 1
-    states = [rng.standard_normal((BATCH, UNITS)).astype("float32") for _ in range(count)]
+    states = [
+        rng.standard_normal((BATCH, UNITS)).astype("float32") for _ in range(count)
+    ]
     ours.build(x.shape)
     builtin.build(x.shape)
     randomize(ours)

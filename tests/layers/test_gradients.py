@@ -27,8 +27,10 @@ CONFIGS = [
     ("gru", {}, MASK),
     ("gru", {"reset_after": False}, MASK),
 ]
-IDS = [f"{k}-{'-'.join(o) or 'default'}-{'mask' if m is not None else 'nomask'}"
-       for k, o, m in CONFIGS]
+IDS = [
+    f"{k}-{'-'.join(o) or 'default'}-{'mask' if m is not None else 'nomask'}"
+    for k, o, m in CONFIGS
+]
 
 
 def weighted_sum_loss(layer, x, mask):
@@ -60,8 +62,8 @@ def trainable_arrays(layer):
 
 
 def make_inputs(dtype):
-    return np.random.default_rng(3).standard_normal((BATCH, STEPS, FEATURES)).astype(
-        dtype
+    return (
+        np.random.default_rng(3).standard_normal((BATCH, STEPS, FEATURES)).astype(dtype)
     )
 
 
@@ -80,8 +82,9 @@ def test_gradients_equal_builtin(kind, options, mask):
     ref_value, ref_grads = value_and_grad(weighted_sum_loss(builtin, x, mask), arrays)
     assert value == pytest.approx(ref_value, abs=ATOL)
     assert len(grads) == 1 + len(ours.trainable_variables)
-    for name, g, r in zip(["inputs"] + [v.path for v in ours.trainable_variables],
-                          grads, ref_grads):
+    for name, g, r in zip(
+        ["inputs"] + [v.path for v in ours.trainable_variables], grads, ref_grads
+    ):
         np.testing.assert_allclose(g, r, rtol=0, atol=ATOL, err_msg=name)
         assert np.abs(g).max() > 0, f"gradient of {name} is all zeros"
 

@@ -5,8 +5,14 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layers.helpers import BUILTIN, OURS, assert_all_close, copy_weights, pair
-from tests.layers.helpers import randomize
+from tests.layers.helpers import (
+    BUILTIN,
+    OURS,
+    assert_all_close,
+    copy_weights,
+    pair,
+    randomize,
+)
 
 STEPS, FEATURES, UNITS, VOCAB = 6, 5, 4, 11
 

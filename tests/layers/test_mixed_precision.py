@@ -41,9 +41,7 @@ def test_mixed_precision(kind, policy):
     mixed.set_weights(reference.get_weights())
     assert all(v.dtype == "float32" for v in mixed.weights)
 
-    x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype(
-        "float32"
-    )
+    x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
     rnn = keras.Model(mixed.inputs, mixed.layers[1].output)
     ref_rnn = keras.Model(reference.inputs, reference.layers[1].output)
     low = rnn(x)

@@ -49,7 +49,12 @@ def test_config_has_the_builtin_keys_and_values(kind):
 
 
 def test_registered_names():
-    for cls in (keras_lstm.LSTM, keras_lstm.GRU, keras_lstm.LSTMCell, keras_lstm.GRUCell):
+    for cls in (
+        keras_lstm.LSTM,
+        keras_lstm.GRU,
+        keras_lstm.LSTMCell,
+        keras_lstm.GRUCell,
+    ):
         assert keras.saving.get_registered_name(cls) == f"keras_lstm>{cls.__name__}"
 
 
@@ -84,8 +89,14 @@ def test_keras_file_loads_in_fresh_process(tmp_path):
     np.save(tmp_path / "ids.npy", ids)
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
     subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(path), str(tmp_path / "ids.npy"),
-         str(tmp_path / "out.npy")],
+        [
+            sys.executable,
+            "-c",
+            LOAD_SCRIPT,
+            str(path),
+            str(tmp_path / "ids.npy"),
+            str(tmp_path / "out.npy"),
+        ],
         check=True,
         env=env,
         cwd=tmp_path,

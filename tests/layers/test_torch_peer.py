@@ -23,8 +23,10 @@ def torch_module(kind, **kwargs):
 
 
 def inputs():
-    return np.random.default_rng(0).standard_normal((BATCH, STEPS, FEATURES)).astype(
-        "float32"
+    return (
+        np.random.default_rng(0)
+        .standard_normal((BATCH, STEPS, FEATURES))
+        .astype("float32")
     )
 
 
@@ -38,7 +40,9 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(map(str, o.items())) or "default")
+@pytest.mark.parametrize(
+    "options", OPTIONS, ids=lambda o: "-".join(map(str, o.items())) or "default"
+)
 def test_sequence_output_equals_torch(kind, options):
     module = torch_module(kind, **options)
     x = inputs()

@@ -1,0 +1,71 @@
+"""Drop-in compatibility: same constructor, defaults, call signature and weight
+layout as keras.layers.LSTM / GRU; documented equations; no backend imports."""
+
+import ast
+import inspect
+import pathlib
+
+import keras
+import pytest
+
+import keras_lstm
+
+PAIRS = [
+    (keras_lstm.LSTM, keras.layers.LSTM),
+    (keras_lstm.GRU, keras.layers.GRU),
+    (keras_lstm.LSTMCell, keras.layers.LSTMCell),
+    (keras_lstm.GRUCell, keras.layers.GRUCell),
+]
+
+
+def parameters(fn):
+    return [
+        (p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()
+    ]
+
+
+@pytest.mark.parametrize("ours,builtin", PAIRS, ids=lambda c: c.__name__)
+def test_same_constructor_and_call_signature(ours, builtin):
+    assert parameters(ours.__init__) == parameters(builtin.__init__)
+    assert parameters(ours.call) == parameters(builtin.call)
+
+
+@pytest.mark.parametrize("ours,builtin", PAIRS[:2], ids=lambda c: c.__name__)
+def test_same_weight_names_shapes_and_attributes(ours, builtin):
+    a, b = ours(6, return_sequences=True), builtin(6, return_sequences=True)
+    a.build((2, 3, 5))
+    b.build((2, 3, 5))
+    assert [(w.path.split("/", 1)[1], w.shape) for w in a.weights] == [
+        (w.path.split("/", 1)[1], w.shape) for w in b.weights
+    ]
+    missing = {n for n in dir(b) if not n.startswith("_")} - set(dir(a))
+    assert missing == set()
+
+
+def test_cell_docstring_gives_the_gate_equations():
+    doc = keras_lstm.LSTMCell.__doc__
+    for equation in [
+        "f_t  = σ(",
+        "i_t  = σ(",
+        "C̃_t  = tanh(",
+        "C_t  = f_t ⊙ C_{t-1} + i_t ⊙ C̃_t",
+        "o_t  = σ(",
+        "h_t  = o_t ⊙ tanh(C_t)",
+    ]:
+        assert equation in doc
+
+
+def test_library_imports_no_backend():
+    """keras.ops only: the package never imports tensorflow, jax or torch."""
+    banned = {"tensorflow", "jax", "torch"}
+    package = pathlib.Path(keras_lstm.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in banned, f"{path.name} imports {name}"

@@ -1,0 +1,83 @@
+"""Bad input gets a ValueError naming the argument and the value received."""
+
+import numpy as np
+import pytest
+
+from tests.layers.helpers import OURS
+
+KINDS = ["lstm", "gru"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("units", [0, -3, 2.5, "8", True, None])
+def test_units(kind, units):
+    with pytest.raises(ValueError, match=rf"`units`.*units={units!r}"):
+        OURS[kind](units)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, "0.2"])
+def test_dropout_rates(kind, name, value):
+    with pytest.raises(ValueError, match=rf"`{name}`.*{name}={value!r}"):
+        OURS[kind](4, **{name: value})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_use_cudnn(kind):
+    with pytest.raises(ValueError, match=r"`use_cudnn`.*use_cudnn='yes'"):
+        OURS[kind](4, use_cudnn="yes")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4, 5)])
+def test_input_rank(kind, shape):
+    layer = OURS[kind](4)
+    with pytest.raises(ValueError, match=r"`sequences` of rank 3.*" + str(shape)):
+        layer(np.zeros(shape, "float32"))
+    assert not layer.built  # nothing was built from the bad shape
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank_checked_after_build(kind):
+    layer = OURS[kind](4)
+    layer(np.zeros((2, 3, 5), "float32"))
+    with pytest.raises(ValueError, match=r"rank 3.*\(2, 5\)"):
+        layer(np.zeros((2, 5), "float32"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_feature_size_changes_after_build(kind):
+    layer = OURS[kind](4)
+    layer(np.zeros((2, 3, 5), "float32"))
+    with pytest.raises(ValueError, match=r"5 features.*has 7.*\(2, 3, 7\)"):
+        layer(np.zeros((2, 3, 7), "float32"))
+
+
+def test_initial_state_count():
+    x = np.zeros((2, 3, 5), "float32")
+    h = np.zeros((2, 4), "float32")
+    with pytest.raises(ValueError, match=r"`initial_state`.*2 tensor\(s\).*Received 1"):
+        OURS["lstm"](4)(x, initial_state=[h])
+    with pytest.raises(ValueError, match=r"`initial_state`.*1 tensor\(s\).*Received 2"):
+        OURS["gru"](4)(x, initial_state=[h, h])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("state_shape", [(2, 5), (3, 4), (2, 4, 1)])
+def test_initial_state_shape(kind, state_shape):
+    x = np.zeros((2, 3, 5), "float32")
+    count = 2 if kind == "lstm" else 1
+    states = [np.zeros(state_shape, "float32")] * count
+    with pytest.raises(
+        ValueError, match=r"`initial_state`.*\(2, 4\).*" + str(state_shape)
+    ):
+        OURS[kind](4)(x, initial_state=states)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mask_shape", [(2, 4), (3, 3), (2, 3, 1)])
+def test_mask_shape(kind, mask_shape):
+    x = np.zeros((2, 3, 5), "float32")
+    with pytest.raises(ValueError, match=r"`mask`.*\(2, 3\).*" + str(mask_shape)):
+        OURS[kind](4)(x, mask=np.ones(mask_shape, bool))
