@@ -153,7 +153,8 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
             masks = self.get_dropout_mask(step)
         projected = masked_matmul(inputs, self.kernel, masks, 3)
         if self.use_bias:
-            projected = projected + (self.bias[0] if self.reset_after else self.bias)
+            bias = self.bias[0] if self.reset_after else self.bias
+            projected = ops.add(projected, bias)  # BiasAdd on TensorFlow
         return projected
 
     def recurrent_step(self, projected, states, training=False):
@@ -163,19 +164,19 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         masks = None
         if training and self.recurrent_dropout:
             masks = self.get_recurrent_dropout_mask(h_tm1)
-        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+        x_z, x_r, x_h = ops.split(projected, 3, axis=1)
         units = self.units
         if self.reset_after:
             inner = masked_matmul(h_tm1, self.recurrent_kernel, masks, 3)
             if self.use_bias:
-                inner = inner + self.bias[1]
-            h_z, h_r, h_h = ops.split(inner, 3, axis=-1)
+                inner = ops.add(inner, self.bias[1])
+            h_z, h_r, h_h = ops.split(inner, 3, axis=1)
         else:
             zr_masks = masks[:2] if isinstance(masks, list) else masks
             inner = masked_matmul(
                 h_tm1, self.recurrent_kernel[:, : 2 * units], zr_masks, 2
             )
-            h_z, h_r = ops.split(inner, 2, axis=-1)
+            h_z, h_r = ops.split(inner, 2, axis=1)
         z = self.recurrent_activation(x_z + h_z)
         r = self.recurrent_activation(x_r + h_r)
         if self.reset_after:

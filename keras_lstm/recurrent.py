@@ -1,10 +1,9 @@
-"""What LSTM and GRU share: the recurrent loop with the input projection hoisted.
+"""What LSTM and GRU share: argument checks, config, and the recurrent loop.
 
-`keras.layers.RNN` calls its cell once per timestep, and the cell multiplies that
-step's input by the input kernel. Here the layer instead multiplies *all* timesteps
-by the input kernel in one matmul (`cell.project_inputs`) and runs only the
-recurrent part (`cell.recurrent_step`) inside the loop. The arithmetic is the same
-as the cell's own `call`; only the order of work changes.
+The loop calls the cell's `call` once per timestep, as `keras.layers.RNN` does. As
+an option (`hoist_input_projection`), it instead multiplies *all* timesteps by the
+input kernel in one matmul (`cell.project_inputs`) and runs only the recurrent part
+(`cell.recurrent_step`) inside the loop: the same arithmetic in another order.
 
 Masking, `go_backwards`, `unroll`, `stateful` and `zero_output_for_mask` are handled
 by Keras' own loop (`keras.src.backend.rnn`), exactly as for the built-in layers.
@@ -113,6 +112,13 @@ class RecurrentLayer(keras.layers.RNN):
     dropout = cell_property("dropout")
     recurrent_dropout = cell_property("recurrent_dropout")
 
+    # Whether `x·W + b` is computed for all timesteps in one matmul before the
+    # loop (then only `h·U` runs per step). Off by default: measured on CPU
+    # (benchmarks/NOTES.md) the (timesteps, batch, gates·units) tensor it creates
+    # costs more than the per-step matmuls it saves, on all three backends. Set it
+    # on a layer (or here) to try it, e.g. on a GPU. Same results either way.
+    hoist_input_projection = False
+
     def build(self, sequences_shape, initial_state_shape=None):
         _checks.sequences_shape(self.name, sequences_shape)
         super().build(sequences_shape, initial_state_shape)
@@ -144,19 +150,30 @@ class RecurrentLayer(keras.layers.RNN):
         if self.use_cudnn is True:
             return self._fused_inner_loop(sequences, initial_state, mask, training)
 
-        projected = self.cell.project_inputs(sequences, training=training)
         copy_states = keras.backend.backend() == "torch" and self.stateful
+        cell = self.cell
+        if self.hoist_input_projection:
+            inputs = cell.project_inputs(sequences, training=training)
 
-        def step(projected_t, states):
+            def cell_step(inputs_t, states):
+                return cell.recurrent_step(inputs_t, states, training=training)
+
+        else:
+            inputs = sequences
+
+            def cell_step(inputs_t, states):
+                return cell.call(inputs_t, states, training=training)
+
+        def step(inputs_t, states):
             if copy_states:
                 # As in keras.layers.RNN: torch autograd must not see the state
                 # variables modified in place.
                 states = keras.tree.map_structure(ops.copy, states)
-            return self.cell.recurrent_step(projected_t, states, training=training)
+            return cell_step(inputs_t, states)
 
         return keras_backend.rnn(
             step,
-            projected,
+            inputs,
             list(initial_state),
             go_backwards=self.go_backwards,
             mask=mask,

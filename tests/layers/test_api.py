@@ -2,6 +2,7 @@
 layout as keras.layers.LSTM / GRU; documented equations; no backend imports."""
 
 import ast
+import doctest
 import inspect
 import pathlib
 
@@ -9,6 +10,8 @@ import keras
 import pytest
 
 import keras_lstm
+import keras_lstm.gru as gru_module
+import keras_lstm.lstm as lstm_module
 
 PAIRS = [
     (keras_lstm.LSTM, keras.layers.LSTM),
@@ -69,3 +72,10 @@ def test_library_imports_no_backend():
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in banned, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("module", [lstm_module, gru_module], ids=["lstm", "gru"])
+def test_docstring_examples_run(module):
+    failures, tried = doctest.testmod(module)
+    assert tried > 0
+    assert failures == 0

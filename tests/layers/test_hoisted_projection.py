@@ -1,0 +1,58 @@
+"""The optional hoisted input projection (`hoist_input_projection = True`) computes
+the same results as the per-step cell and as the built-ins."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.layers.helpers import OURS, assert_all_close, copy_weights, pair, randomize
+
+MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 0, 1]], bool)
+OPTIONS = [
+    {},
+    {"go_backwards": True},
+    {"unroll": True, "zero_output_for_mask": True},
+    {"dropout": 0.3, "seed": 4},
+    {"dropout": 0.3, "recurrent_dropout": 0.2, "seed": 4},
+]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o) or "default")
+def test_hoisted_equals_builtin(kind, options):
+    extra = [{}] if kind == "lstm" else [{}, {"reset_after": False}]
+    for more in extra:
+        ours, builtin = pair(
+            kind, 4, return_sequences=True, return_state=True, **options, **more
+        )
+        ours.hoist_input_projection = True
+        x = np.random.default_rng(0).standard_normal((3, 6, 5)).astype("float32")
+        ours.build(x.shape)
+        builtin.build(x.shape)
+        randomize(ours)
+        copy_weights(ours, builtin)
+        training = "dropout" in options
+        assert_all_close(
+            ours(x, mask=MASK, training=training),
+            builtin(x, mask=MASK, training=training),
+        )
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_project_inputs_is_the_input_half_of_the_step(kind):
+    """One step of `call` == `recurrent_step(project_inputs(x))`, by hand."""
+    layer = OURS[kind](4)
+    x = np.random.default_rng(1).standard_normal((2, 3, 5)).astype("float32")
+    layer(x)
+    randomize(layer)
+    cell = layer.cell
+    h = np.random.default_rng(2).standard_normal((2, 4)).astype("float32")
+    states = [h, h] if kind == "lstm" else [h]
+    projected = keras.ops.convert_to_numpy(cell.project_inputs(x))
+    kernel = keras.ops.convert_to_numpy(cell.kernel)
+    bias = keras.ops.convert_to_numpy(cell.bias)
+    expected = x @ kernel + (bias if kind == "lstm" else bias[0])
+    np.testing.assert_allclose(projected, expected, rtol=0, atol=1e-5)
+    assert_all_close(
+        cell.recurrent_step(projected[:, 0], states), cell.call(x[:, 0], states)
+    )
