@@ -145,8 +145,6 @@ class RecurrentLayer(keras.layers.RNN):
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if keras.tree.is_nested(mask):
-            mask = mask[0]
         if self.use_cudnn is True:
             return self._fused_inner_loop(sequences, initial_state, mask, training)
 
