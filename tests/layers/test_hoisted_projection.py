@@ -46,13 +46,14 @@ def test_project_inputs_is_the_input_half_of_the_step(kind):
     layer(x)
     randomize(layer)
     cell = layer.cell
+    kernel, _, bias = layer.get_weights()
     h = np.random.default_rng(2).standard_normal((2, 4)).astype("float32")
     states = [h, h] if kind == "lstm" else [h]
-    projected = keras.ops.convert_to_numpy(cell.project_inputs(x))
-    kernel = keras.ops.convert_to_numpy(cell.kernel)
-    bias = keras.ops.convert_to_numpy(cell.bias)
+    states = [keras.ops.convert_to_tensor(s) for s in states]
+    projected = cell.project_inputs(keras.ops.convert_to_tensor(x))
     expected = x @ kernel + (bias if kind == "lstm" else bias[0])
-    np.testing.assert_allclose(projected, expected, rtol=0, atol=1e-5)
+    assert_all_close(projected, expected)
     assert_all_close(
-        cell.recurrent_step(projected[:, 0], states), cell.call(x[:, 0], states)
+        cell.recurrent_step(projected[:, 0], states),
+        cell.call(keras.ops.convert_to_tensor(x[:, 0]), states),
     )
