@@ -42,8 +42,8 @@ def test_mixed_precision(kind, policy):
     assert all(v.dtype == "float32" for v in mixed.weights)
 
     x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
-    rnn = keras.Model(mixed.inputs, mixed.layers[1].output)
-    ref_rnn = keras.Model(reference.inputs, reference.layers[1].output)
+    rnn = keras.Model(mixed.inputs[0], mixed.layers[1].output)
+    ref_rnn = keras.Model(reference.inputs[0], reference.layers[1].output)
     low = rnn(x)
     assert keras.backend.standardize_dtype(low.dtype) == policy.split("_")[1]
     error = np.abs(numpy(low)[0].astype("float32") - numpy(ref_rnn(x))[0]).max()
