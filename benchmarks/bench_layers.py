@@ -8,7 +8,7 @@ their ratio is taken under the same machine load.
     KERAS_BACKEND=tensorflow python benchmarks/bench_layers.py
     KERAS_BACKEND=jax python benchmarks/bench_layers.py --shapes imdb --rnn lstm gru
 
-Writes benchmarks/results/<backend>-<device>.json and .md (a markdown table).
+Writes benchmarks/results/<backend>-<device>-<rnn>.json and .md (a markdown table).
 Runs wherever Keras runs: TensorFlow is not needed on the jax/torch backends.
 """
 
@@ -242,7 +242,8 @@ def main() -> None:
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{report['backend']}-{'cpu' if 'cores' in report['device'] else 'gpu'}"
+    device = "cpu" if "cores" in report["device"] else "gpu"
+    stem = f"{report['backend']}-{device}-{'-'.join(args.rnn)}"
     if args.hoist != "auto":
         stem += f"-hoist-{args.hoist}"
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -35,6 +35,14 @@ def copy_weights(src, dst) -> None:
     dst.set_weights(src.get_weights())
 
 
+def share_random_weights(ours, builtin, input_shape) -> None:
+    """Builds both layers, gives ours random weights and copies them across."""
+    ours.build(input_shape)
+    builtin.build(input_shape)
+    randomize(ours)
+    copy_weights(ours, builtin)
+
+
 def numpy(x):
     """Nested outputs as a flat list of numpy arrays."""
     return [keras.ops.convert_to_numpy(t) for t in keras.tree.flatten(x)]

@@ -4,7 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layers.helpers import assert_all_close, copy_weights, pair, randomize
+from tests.layers.helpers import (
+    assert_all_close,
+    copy_weights,
+    pair,
+    randomize,
+    share_random_weights,
+)
 
 BATCH, STEPS, FEATURES, UNITS = 3, 7, 5, 4
 
@@ -47,10 +53,7 @@ def ids(config):
 def test_same_outputs_and_states(kind, kwargs):
     ours, builtin = pair(kind, UNITS, **kwargs)
     x = inputs()
-    ours.build(x.shape)
-    builtin.build(x.shape)
-    randomize(ours)
-    copy_weights(ours, builtin)
+    share_random_weights(ours, builtin, x.shape)
     assert_all_close(ours(x), builtin(x))
 
 
@@ -74,10 +77,7 @@ def test_initial_state(kind):
     states = [
         rng.standard_normal((BATCH, UNITS)).astype("float32") for _ in range(count)
     ]
-    ours.build(x.shape)
-    builtin.build(x.shape)
-    randomize(ours)
-    copy_weights(ours, builtin)
+    share_random_weights(ours, builtin, x.shape)
     assert_all_close(ours(x, initial_state=states), builtin(x, initial_state=states))
     # The initial state matters: without it the result differs.
     with pytest.raises(AssertionError):
@@ -111,10 +111,7 @@ def test_bidirectional(kind, merge_mode):
     ours = keras.layers.Bidirectional(ours, merge_mode=merge_mode)
     builtin = keras.layers.Bidirectional(builtin, merge_mode=merge_mode)
     x = inputs()
-    ours.build(x.shape)
-    builtin.build(x.shape)
-    randomize(ours)
-    copy_weights(ours, builtin)
+    share_random_weights(ours, builtin, x.shape)
     assert_all_close(ours(x), builtin(x))
 
 

@@ -9,10 +9,10 @@ from tests.layers.helpers import (
     ATOL,
     BACKEND,
     compiled,
-    copy_weights,
     float64_enabled,
     pair,
     randomize,
+    share_random_weights,
     value_and_grad,
 )
 
@@ -73,10 +73,7 @@ def test_gradients_equal_builtin(kind, options, mask):
         kind, UNITS, return_sequences=True, return_state=True, **options
     )
     x = make_inputs("float32")
-    ours.build(x.shape)
-    builtin.build(x.shape)
-    randomize(ours)
-    copy_weights(ours, builtin)
+    share_random_weights(ours, builtin, x.shape)
     arrays = [x] + trainable_arrays(ours)
     value, grads = value_and_grad(weighted_sum_loss(ours, x, mask), arrays)
     ref_value, ref_grads = value_and_grad(weighted_sum_loss(builtin, x, mask), arrays)

@@ -5,7 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layers.helpers import OURS, assert_all_close, copy_weights, pair, randomize
+from tests.layers.helpers import (
+    OURS,
+    assert_all_close,
+    pair,
+    randomize,
+    share_random_weights,
+)
 
 MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 0, 1]], bool)
 OPTIONS = [
@@ -27,10 +33,7 @@ def test_hoisted_equals_builtin(kind, options):
         )
         ours.hoist_input_projection = True
         x = np.random.default_rng(0).standard_normal((3, 6, 5)).astype("float32")
-        ours.build(x.shape)
-        builtin.build(x.shape)
-        randomize(ours)
-        copy_weights(ours, builtin)
+        share_random_weights(ours, builtin, x.shape)
         training = "dropout" in options
         assert_all_close(
             ours(x, mask=MASK, training=training),

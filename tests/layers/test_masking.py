@@ -12,6 +12,7 @@ from tests.layers.helpers import (
     copy_weights,
     pair,
     randomize,
+    share_random_weights,
 )
 
 STEPS, FEATURES, UNITS, VOCAB = 6, 5, 4, 11
@@ -70,10 +71,7 @@ def test_explicit_mask(kind, options):
     ours, builtin = pair(kind, UNITS, **options)
     x = np.random.default_rng(1).standard_normal((len(MASK), STEPS, FEATURES))
     x = x.astype("float32")
-    ours.build(x.shape)
-    builtin.build(x.shape)
-    randomize(ours)
-    copy_weights(ours, builtin)
+    share_random_weights(ours, builtin, x.shape)
     assert_all_close(ours(x, mask=MASK), builtin(x, mask=MASK))
 
 

@@ -12,6 +12,7 @@ from tests.layers.helpers import (
     copy_weights,
     numpy,
     randomize,
+    share_random_weights,
 )
 
 STEPS, VOCAB, FEATURES, UNITS, BATCH = 8, 20, 6, 8, 16
@@ -89,8 +90,5 @@ def test_dropout_masks_match_builtin_with_same_seed(kind, rates):
     )
     ours, builtin = OURS[kind](UNITS, **kwargs), BUILTIN[kind](UNITS, **kwargs)
     x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
-    ours.build(x.shape)
-    builtin.build(x.shape)
-    randomize(ours)
-    copy_weights(ours, builtin)
+    share_random_weights(ours, builtin, x.shape)
     assert_all_close(ours(x, training=True), builtin(x, training=True))
