@@ -4,9 +4,18 @@ import keras_lstm
 layer = keras_lstm.LSTM(64, return_sequences=True)   # drop-in for keras.layers.LSTM
 """
 
+from keras_lstm.diagnostics import record_gates
 from keras_lstm.gru import GRU, GRUCell
 from keras_lstm.lstm import LSTM, LSTMCell
 from keras_lstm.torch_weights import from_torch, torch_weights
 
 __version__ = "0.1.0"
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "from_torch", "torch_weights"]
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "from_torch",
+    "record_gates",
+    "torch_weights",
+]

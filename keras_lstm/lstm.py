@@ -182,7 +182,14 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         return projected
 
     def recurrent_step(self, projected, states, training=False, add_bias=False):
-        """One timestep, given this step's `x_t·W + b` (from `project_inputs`).
+        """One timestep, given this step's `x_t·W + b` (from `project_inputs`)."""
+        values = self.step_values(projected, states, training, add_bias)
+        return values["h"], [values["h"], values["c"]]
+
+    def step_values(self, projected, states, training=False, add_bias=False):
+        """The gates and states of one timestep: a dict with `i`, `f`,
+        `c_tilde`, `o`, `c`, `h` (each `(batch, units)`). The one place where the
+        LSTM equations are written; `keras_lstm.record_gates` reads it too.
 
         With `add_bias=True`, `projected` is `x_t·W` and the bias is added here,
         after both matmuls, as keras.layers.LSTMCell does. On TensorFlow this
@@ -204,7 +211,7 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         o = self.recurrent_activation(z_o)
         c = f * c_tm1 + i * c_tilde
         h = o * self.activation(c)
-        return h, [h, c]
+        return {"i": i, "f": f, "c_tilde": c_tilde, "o": o, "c": c, "h": h}
 
     def call(self, inputs, states, training=False):
         projected = self.project_inputs(inputs, training=training, with_bias=False)
