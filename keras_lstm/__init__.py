@@ -1,7 +1,7 @@
 """keras_lstm: LSTM and GRU reimplemented with keras.ops, equal to the built-ins.
 
-import keras_lstm
-layer = keras_lstm.LSTM(64, return_sequences=True)   # drop-in for keras.layers.LSTM
+`keras_lstm.LSTM` and `keras_lstm.GRU` are drop-ins for `keras.layers.LSTM` and
+`keras.layers.GRU`: `keras_lstm.LSTM(64, return_sequences=True)`.
 """
 
 from keras_lstm.diagnostics import record_gates

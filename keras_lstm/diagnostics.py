@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -48,7 +47,7 @@ def record_gates(layer, sequences, mask=None, initial_state=None) -> dict:
         )
     batch, steps = x.shape[0], x.shape[1]
     if mask is not None:
-        mask = np.asarray(keras.ops.convert_to_numpy(mask), dtype=bool)
+        mask = np.asarray(ops.convert_to_numpy(mask), dtype=bool)
         if mask.shape != (batch, steps):
             raise ValueError(
                 f"`mask` must have shape ({batch}, {steps}). "

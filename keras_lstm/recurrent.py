@@ -152,22 +152,16 @@ class RecurrentLayer(keras.layers.RNN):
         cell = self.cell
         if self.hoist_input_projection:
             inputs = cell.project_inputs(sequences, training=training)
-
-            def cell_step(inputs_t, states):
-                return cell.recurrent_step(inputs_t, states, training=training)
-
+            cell_step = cell.recurrent_step
         else:
-            inputs = sequences
-
-            def cell_step(inputs_t, states):
-                return cell.call(inputs_t, states, training=training)
+            inputs, cell_step = sequences, cell.call
 
         def step(inputs_t, states):
             if copy_states:
                 # As in keras.layers.RNN: torch autograd must not see the state
                 # variables modified in place.
                 states = keras.tree.map_structure(ops.copy, states)
-            return cell_step(inputs_t, states)
+            return cell_step(inputs_t, states, training=training)
 
         return keras_backend.rnn(
             step,
