@@ -4,7 +4,13 @@
 `keras.layers.GRU`: `keras_lstm.LSTM(64, return_sequences=True)`.
 """
 
-from keras_lstm.diagnostics import record_gates
+from keras_lstm.diagnostics import (
+    gradient_norms,
+    input_gradients,
+    plot_gates,
+    plot_gradient_norms,
+    record_gates,
+)
 from keras_lstm.gru import GRU, GRUCell
 from keras_lstm.lstm import LSTM, LSTMCell
 from keras_lstm.torch_weights import from_torch, torch_weights
@@ -16,6 +22,10 @@ __all__ = [
     "LSTM",
     "LSTMCell",
     "from_torch",
+    "gradient_norms",
+    "input_gradients",
+    "plot_gates",
+    "plot_gradient_norms",
     "record_gates",
     "torch_weights",
 ]

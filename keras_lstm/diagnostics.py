@@ -1,7 +1,18 @@
-"""Look inside a trained LSTM: the value of every gate at every timestep."""
+"""Look inside a recurrent model: gate values per timestep, gradient flow, plots.
+
+- `record_gates`: every gate and state of a `keras_lstm.LSTM` at every timestep.
+- `input_gradients` / `gradient_norms`: `dL/dx_t` and its norm for every `t`,
+  the measured form of "vanishing gradients".
+- `plot_gates`, `plot_gradient_norms`: heat maps and curves (matplotlib, no
+  display needed).
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
+
+import keras
 import numpy as np
 from keras import ops
 
@@ -74,3 +85,262 @@ def record_gates(layer, sequences, mask=None, initial_state=None) -> dict:
         for name in GATES:
             records[name][t] = ops.convert_to_numpy(values[name])
     return {name: np.stack(records[name], axis=1) for name in GATES}
+
+
+def _active_backend():
+    """The module of Keras' active backend (tensorflow, jax or torch).
+
+    Keras has already imported it, so this adds no dependency; it is looked up
+    here, when gradients are asked for, because the library itself is written
+    with `keras.ops` only and `import keras_lstm` must work with any backend.
+    """
+    name = keras.backend.backend()
+    if name not in ("tensorflow", "jax", "torch"):
+        raise ValueError(
+            "Gradients need the tensorflow, jax or torch backend. "
+            f"Received: KERAS_BACKEND={name!r}"
+        )
+    return name, importlib.import_module(name)
+
+
+def _value_and_input_grad(fn, x: np.ndarray):
+    """`fn(x)` (a scalar) and `d fn / d x`, with the active backend's autodiff."""
+    name, backend = _active_backend()
+    if name == "tensorflow":
+        tensor = backend.constant(x)
+        with backend.GradientTape() as tape:
+            tape.watch(tensor)
+            value = fn(tensor)
+        grad = tape.gradient(value, tensor)
+    elif name == "jax":
+        value, grad = backend.value_and_grad(fn)(backend.numpy.asarray(x))
+    else:  # torch
+        tensor = backend.tensor(x, requires_grad=True)
+        value = fn(tensor)
+        (grad,) = backend.autograd.grad(value, [tensor])
+        value, grad = value.detach(), grad.detach()
+    return float(ops.convert_to_numpy(value)), ops.convert_to_numpy(grad)
+
+
+def input_gradients(
+    model, x, y, loss="mean_squared_error", training: bool = False
+) -> np.ndarray:
+    """The gradient of the loss with respect to every input: `dL/dx`.
+
+    `L` is the loss averaged over the batch, as `model.fit` minimises it. The
+    weights are only read; nothing is updated.
+
+    Args:
+        model: A built Keras model or layer that maps `x` to predictions.
+        x: Float inputs `(batch, timesteps, features)` (for a model that starts
+            with an Embedding, pass the embedded sequences to the layers after it).
+        y: Targets, in the form `loss` expects.
+        loss: A loss name, function or `keras.losses.Loss` (`keras.losses.get`).
+        training: Passed to the model (`False`: no dropout).
+
+    Returns:
+        A float numpy array shaped like `x`.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_lstm
+    >>> model = keras.Sequential([keras_lstm.LSTM(4), keras.layers.Dense(1)])
+    >>> x, y = np.ones((2, 5, 3), "float32"), np.zeros((2, 1), "float32")
+    >>> keras_lstm.input_gradients(model, x, y).shape
+    (2, 5, 3)
+    """
+    x = np.asarray(ops.convert_to_numpy(x))
+    if x.ndim != 3 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(
+            "`x` must be a float array (batch, timesteps, features). "
+            f"Received: x.shape={x.shape}, x.dtype={x.dtype}"
+        )
+    loss_fn = keras.losses.get(loss)
+    if loss_fn is None:
+        raise ValueError(f"`loss` must name a Keras loss. Received: loss={loss!r}")
+    y = ops.convert_to_tensor(y)
+
+    def batch_loss(inputs):
+        return ops.mean(loss_fn(y, model(inputs, training=training)))
+
+    return _value_and_input_grad(batch_loss, x)[1]
+
+
+def gradient_norms(
+    model, x, y, loss="mean_squared_error", training: bool = False
+) -> np.ndarray:
+    """How much the loss still "hears" each timestep: `||dL/dx_t||` for every `t`.
+
+    For a model that reads a whole sequence and predicts at the end, the norm at
+    step `t` is the signal that backpropagation through time brings back from
+    the loss to the input `T - 1 - t` steps earlier. A plain RNN's curve falls
+    exponentially towards early steps (vanishing gradients); an LSTM's stays
+    flat over far longer spans.
+
+    Args:
+        model, x, y, loss, training: As in `input_gradients`.
+
+    Returns:
+        Float64 numpy array `(timesteps,)`: at index `t`, the Euclidean norm of
+        `dL/dx[:, t, :]` over the batch and the features.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_lstm
+    >>> model = keras.Sequential([keras_lstm.LSTM(4), keras.layers.Dense(1)])
+    >>> x, y = np.ones((2, 5, 3), "float32"), np.zeros((2, 1), "float32")
+    >>> keras_lstm.gradient_norms(model, x, y).shape
+    (5,)
+    """
+    grad = input_gradients(model, x, y, loss=loss, training=training)
+    return np.sqrt(np.sum(np.square(grad, dtype="float64"), axis=(0, 2)))
+
+
+def plot_gates(
+    record: dict,
+    path: str,
+    token_labels: Sequence[str] | None = None,
+    example: int = 0,
+    inputs=None,
+    input_labels: Sequence[str] | None = None,
+    names: Sequence[str] = GATES,
+    title: str | None = None,
+) -> str:
+    """Heat maps of recorded gates and states of one sequence, time on the x axis.
+
+    Args:
+        record: The dict returned by `record_gates`.
+        path: Where to write the image (PNG, or any format matplotlib knows).
+        token_labels: Optional label per timestep (e.g. the words of a review),
+            written under the x axis.
+        example: Which sequence of the batch to draw.
+        inputs: Optional `(batch, timesteps, features)` inputs, drawn as an extra
+            top panel (e.g. the values and markers of the adding problem).
+        input_labels: Optional names of the input features (y axis of that panel).
+        names: Which of `i`, `f`, `c_tilde`, `o`, `c`, `h` to draw, top to bottom.
+        title: Optional figure title.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    >>> import numpy as np, keras_lstm, tempfile, os
+    >>> lstm = keras_lstm.LSTM(3)
+    >>> x = np.random.default_rng(0).random((1, 4, 2)).astype("float32")
+    >>> _ = lstm(x)
+    >>> record = keras_lstm.record_gates(lstm, x)
+    >>> out = os.path.join(tempfile.mkdtemp(), "gates.png")
+    >>> keras_lstm.plot_gates(record, out, token_labels=["a", "b", "c", "d"]) == out
+    True
+    """
+    from matplotlib.figure import Figure  # only plots need matplotlib
+
+    unknown = [name for name in names if name not in record]
+    if not names or unknown:
+        raise ValueError(
+            f"`names` must be keys of `record` ({sorted(record)}). Received: {names}"
+        )
+    batch, steps = record[names[0]].shape[:2]
+    if not 0 <= example < batch:
+        raise ValueError(f"`example` must be in [0, {batch}). Received: {example}")
+    if token_labels is not None and len(token_labels) != steps:
+        raise ValueError(
+            f"`token_labels` must have {steps} labels (one per timestep). "
+            f"Received: {len(token_labels)}"
+        )
+    panels = [(name, record[name][example].T) for name in names]
+    if inputs is not None:
+        inputs = np.asarray(ops.convert_to_numpy(inputs))
+        if inputs.ndim != 3 or inputs.shape[:2] != (batch, steps):
+            raise ValueError(
+                f"`inputs` must have shape ({batch}, {steps}, features). "
+                f"Received: inputs.shape={inputs.shape}"
+            )
+        panels.insert(0, ("input", inputs[example].T))
+    heights = [max(1.0, min(3.0, 0.12 * p.shape[0])) for _, p in panels]
+    width = min(24.0, max(6.0, 0.22 * steps if token_labels is not None else 8.0))
+    fig = Figure(figsize=(width, sum(heights) + 1.5), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, height_ratios=heights)
+    axes = np.atleast_1d(axes)
+    limits = {"c_tilde": (-1, 1), "h": (-1, 1), "input": (None, None)}
+    for ax, (name, values) in zip(axes, panels):
+        low, high = limits.get(name, (0, 1))
+        if name == "c":
+            bound = float(np.nanmax(np.abs(values))) or 1.0
+            low, high = -bound, bound
+        cmap = "viridis" if low == 0 else "coolwarm"
+        image = ax.imshow(
+            values,
+            aspect="auto",
+            interpolation="nearest",
+            cmap=cmap,
+            vmin=low,
+            vmax=high,
+        )
+        ax.set_ylabel(_PANEL_NAMES.get(name, name), rotation=0, ha="right")
+        if name == "input" and input_labels is not None:
+            ax.set_yticks(range(values.shape[0]), list(input_labels))
+        fig.colorbar(image, ax=ax, pad=0.01, fraction=0.02)
+    if token_labels is not None:
+        axes[-1].set_xticks(range(steps), list(token_labels), rotation=90)
+    else:
+        axes[-1].set_xlabel("timestep")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+_PANEL_NAMES = {
+    "i": "input gate i",
+    "f": "forget gate f",
+    "c_tilde": "candidate C\u0303",
+    "o": "output gate o",
+    "c": "cell state C",
+    "h": "hidden h",
+    "input": "input x",
+}
+
+
+def plot_gradient_norms(curves: dict, path: str, title: str | None = None) -> str:
+    """Draws `||dL/dx_t||` against `t` on a log scale, one line per curve.
+
+    Args:
+        curves: `{label: norms}` with `norms` from `gradient_norms`.
+        path: Where to write the image.
+        title: Optional title.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    >>> import numpy as np, keras_lstm, tempfile, os
+    >>> out = os.path.join(tempfile.mkdtemp(), "grads.png")
+    >>> curve = 0.9 ** np.arange(10)[::-1]
+    >>> keras_lstm.plot_gradient_norms({"toy": curve}, out) == out
+    True
+    """
+    from matplotlib.figure import Figure  # only plots need matplotlib
+
+    if not curves:
+        raise ValueError("`curves` must hold at least one {label: norms} entry.")
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for label, norms in curves.items():
+        norms = np.asarray(norms, dtype="float64")
+        if norms.ndim != 1:
+            raise ValueError(
+                f"`curves[{label!r}]` must be 1-D (timesteps,). "
+                f"Received: shape {norms.shape}"
+            )
+        ax.semilogy(np.arange(len(norms)), np.maximum(norms, 1e-30), label=label)
+    ax.set_xlabel("timestep t (the loss is computed after the last step)")
+    ax.set_ylabel("||dL/dx_t||")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.savefig(path, dpi=100)
+    return path

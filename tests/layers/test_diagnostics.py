@@ -1,11 +1,12 @@
 """record_gates replays the layer exactly and matches a NumPy LSTM written from
 the equations."""
 
+import keras
 import numpy as np
 import pytest
 
 import keras_lstm
-from tests.layers.helpers import numpy, randomize
+from tests.layers.helpers import numpy, randomize, value_and_grad
 
 BATCH, STEPS, FEATURES, UNITS = 3, 6, 5, 4
 MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [0, 1, 1, 0, 1, 1]], bool)
@@ -104,3 +105,111 @@ def test_layer_is_unchanged():
     keras_lstm.record_gates(layer, inputs(), mask=MASK)
     for a, b in zip(before, layer.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# --- gradient flow: ||dL/dx_t|| -------------------------------------------------
+
+
+def tiny_model(kind):
+    """A recurrent layer (ours or SimpleRNN) and a Dense head, random weights."""
+    recurrent = {
+        "lstm": lambda: keras_lstm.LSTM(UNITS),
+        "simple_rnn": lambda: keras.layers.SimpleRNN(UNITS),
+    }[kind]()
+    model = keras.Sequential(
+        [keras.Input((STEPS, FEATURES)), recurrent, keras.layers.Dense(2)]
+    )
+    for seed, layer in enumerate(model.layers):
+        randomize(layer, seed=seed)
+    return model
+
+
+def numpy_model_loss(kind, weights, x, y):
+    """The tiny model's batch-mean squared error, in float64 NumPy."""
+    if kind == "lstm":
+        last_h = numpy_lstm(x, *weights[:3])["h"][:, -1]
+        dense = weights[3:]
+    else:
+        kernel, recurrent_kernel, bias = weights[:3]
+        last_h = np.zeros((x.shape[0], UNITS))
+        for t in range(x.shape[1]):
+            last_h = np.tanh(x[:, t] @ kernel + last_h @ recurrent_kernel + bias)
+        dense = weights[3:]
+    prediction = last_h @ dense[0] + dense[1]
+    return np.mean(np.mean((prediction - y) ** 2, axis=-1))
+
+
+def central_differences(fn, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        step = np.zeros_like(x)
+        step[index] = eps
+        grad[index] = (fn(x + step) - fn(x - step)) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("kind", ["lstm", "simple_rnn"])
+def test_input_gradients_match_float64_finite_differences(kind):
+    """Reference independent of every backend: a NumPy float64 forward pass of the
+    same weights, differentiated by central differences."""
+    model = tiny_model(kind)
+    x = inputs()
+    y = np.random.default_rng(5).standard_normal((BATCH, 2)).astype("float32")
+    weights = [w.astype("float64") for w in model.get_weights()]
+    expected = central_differences(
+        lambda xx: numpy_model_loss(kind, weights, xx, y), x.astype("float64")
+    )
+    grad = keras_lstm.input_gradients(model, x, y, loss="mse")
+    assert grad.shape == x.shape
+    # float32 forward/backward against a float64 reference: 1e-5 of the scale.
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(grad, expected, rtol=0, atol=1e-5 * scale)
+    norms = keras_lstm.gradient_norms(model, x, y, loss="mse")
+    expected_norms = np.sqrt((expected**2).sum(axis=(0, 2)))
+    np.testing.assert_allclose(norms, expected_norms, rtol=1e-4)
+
+
+def test_gradient_norms_match_explicit_autodiff():
+    """Second reference: the backend's autodiff called directly (the tests'
+    helper), with a Loss object and a model that outputs a sequence."""
+    layer = keras_lstm.LSTM(UNITS, return_sequences=True)
+    model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
+    randomize(layer)
+    x = inputs()
+    y = np.random.default_rng(6).standard_normal((BATCH, STEPS, UNITS))
+    y = y.astype("float32")
+    loss = keras.losses.MeanAbsoluteError()
+
+    def value(x_tensor):
+        return loss(keras.ops.convert_to_tensor(y), model(x_tensor))
+
+    _, (expected,) = value_and_grad(value, [x])
+    grad = keras_lstm.input_gradients(model, x, y, loss=loss)
+    np.testing.assert_allclose(grad, expected, rtol=0, atol=1e-7)
+    norms = keras_lstm.gradient_norms(model, x, y, loss=loss)
+    np.testing.assert_allclose(norms, np.sqrt((expected**2).sum(axis=(0, 2))), 1e-6)
+
+
+def test_gradient_norms_decay_geometrically_in_a_contracting_rnn():
+    """The measured claim on a known case: a SimpleRNN with recurrent matrix
+    0.5·I and a linear activation passes exactly 0.5^(T-1-t) of the last step's
+    gradient back to step t."""
+    steps = 12
+    rnn = keras.layers.SimpleRNN(2, activation="linear", use_bias=False)
+    model = keras.Sequential([keras.Input((steps, 2)), rnn])
+    rnn.set_weights([np.eye(2, dtype="float32"), 0.5 * np.eye(2, dtype="float32")])
+    x = np.ones((1, steps, 2), "float32")
+    norms = keras_lstm.gradient_norms(model, x, np.zeros((1, 2), "float32"))
+    ratios = norms[:-1] / norms[1:]
+    np.testing.assert_allclose(ratios, 0.5, rtol=1e-5)
+
+
+def test_gradient_bad_input():
+    model = tiny_model("lstm")
+    y = np.zeros((BATCH, 2), "float32")
+    with pytest.raises(ValueError, match="`x`.*float"):
+        keras_lstm.gradient_norms(model, np.zeros((BATCH, STEPS, FEATURES), int), y)
+    with pytest.raises(ValueError, match=r"`x`.*\(2, 3\)"):
+        keras_lstm.gradient_norms(model, np.zeros((2, 3), "float32"), y)
+    with pytest.raises(ValueError, match="`loss`"):
+        keras_lstm.gradient_norms(model, inputs(), y, loss=None)
