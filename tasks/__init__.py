@@ -1,0 +1,1 @@
+"""Runnable tasks built on keras_lstm: `python -m tasks.<name> --help`."""

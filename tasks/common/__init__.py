@@ -1,0 +1,43 @@
+"""Shared pieces of every task: config -> flags, run folders, training, plots."""
+
+from tasks.common.config import TrainConfig, add_options, option, parse
+from tasks.common.data import ArrayBatches
+from tasks.common.plots import plot_history, read_history
+from tasks.common.runs import RunFolder, atomic_path, write_json
+from tasks.common.training import (
+    accelerator,
+    evaluate,
+    fit,
+    optimizer,
+    recurrent_layer,
+    replica_weight_spread,
+    save_metrics,
+    seed_everything,
+    set_precision,
+    start_run,
+    strategy_for,
+)
+
+__all__ = [
+    "ArrayBatches",
+    "RunFolder",
+    "TrainConfig",
+    "accelerator",
+    "add_options",
+    "atomic_path",
+    "evaluate",
+    "fit",
+    "option",
+    "optimizer",
+    "parse",
+    "plot_history",
+    "read_history",
+    "recurrent_layer",
+    "replica_weight_spread",
+    "save_metrics",
+    "seed_everything",
+    "set_precision",
+    "start_run",
+    "strategy_for",
+    "write_json",
+]

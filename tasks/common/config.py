@@ -1,0 +1,153 @@
+"""Typed run configuration: one dataclass per task, turned into `--flag` options.
+
+A task declares its options as dataclass fields with `option(default, help)`;
+`parse(ConfigClass, argv)` builds an `argparse` parser from the fields (types,
+defaults, choices and help text come from the declaration), validates the
+values and returns the dataclass. Invalid values exit with a one-line message
+naming the flag, never with a stack trace from deep inside TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any, Sequence, TypeVar
+
+Config = TypeVar("Config")
+
+
+def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
+    """A dataclass field that becomes a `--flag` with this help text."""
+    return dataclasses.field(
+        default=default, metadata={"help": help, "choices": choices}
+    )
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options every task shares. Tasks subclass it and add their own."""
+
+    rnn: str = option("lstm", "recurrent layer type", choices=("lstm", "gru"))
+    cell: str = option(
+        "custom",
+        "custom = keras_lstm's layers; keras = keras.layers built-ins",
+        choices=("custom", "keras"),
+    )
+    epochs: int = option(10, "maximum number of epochs")
+    batch_size: int = option(64, "sequences per batch (global, over all replicas)")
+    learning_rate: float = option(1e-3, "Adam learning rate")
+    clipnorm: float = option(1.0, "clip each gradient to this L2 norm; 0 = off")
+    patience: int = option(3, "early stopping: epochs without improvement")
+    steps_per_epoch: int = option(0, "batches per epoch; 0 = the whole split")
+    seed: int = option(1234, "seed for weights, dropout and data order")
+    mixed_precision: bool = option(
+        False, "mixed precision: float16 on a GPU, bfloat16 on a CPU"
+    )
+    distribute: str = option(
+        "none",
+        "none; mirrored = all local GPUs (or --cpu-replicas logical CPUs); "
+        "multi_worker = workers named in TF_CONFIG (tensorflow backend)",
+        choices=("none", "mirrored", "multi_worker"),
+    )
+    cpu_replicas: int = option(
+        0, "with --distribute mirrored and no GPU: split the CPU into N devices"
+    )
+    tensorboard: bool = option(False, "also write TensorBoard logs to the run folder")
+    runs_dir: str = option("runs", "where run folders are created")
+    resume: str = option(
+        "",
+        "continue an interrupted run: its folder, or 'latest' for the newest one",
+    )
+    verbose: str = option(
+        "auto", "Keras progress output", choices=("auto", "0", "1", "2")
+    )
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first invalid option."""
+        for name in ("epochs", "batch_size"):
+            _positive(name, getattr(self, name))
+        for name in ("patience", "steps_per_epoch", "cpu_replicas"):
+            _non_negative(name, getattr(self, name))
+        if not self.learning_rate > 0:
+            _fail("learning_rate", self.learning_rate, "must be > 0")
+        if not self.clipnorm >= 0:
+            _fail("clipnorm", self.clipnorm, "must be >= 0 (0 turns clipping off)")
+        if self.cpu_replicas and self.distribute != "mirrored":
+            _fail("cpu_replicas", self.cpu_replicas, "needs --distribute mirrored")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def _fail(name: str, value: Any, why: str) -> None:
+    raise ValueError(f"--{name.replace('_', '-')}={value!r}: {why}")
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        _fail(name, value, "must be a positive integer")
+
+
+def _non_negative(name: str, value: int) -> None:
+    if value < 0:
+        _fail(name, value, "must be >= 0")
+
+
+def build_parser(config_class: type, description: str = "") -> argparse.ArgumentParser:
+    """An argparse parser with one `--flag` per field of `config_class`."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_options(parser, config_class)
+    return parser
+
+
+def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """Adds one `--flag` per dataclass field to `parser` (or a subparser)."""
+    for field in dataclasses.fields(config_class):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "")
+        if field.type in (bool, "bool"):
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=field.default,
+                help=help_text,
+            )
+            continue
+        parser.add_argument(
+            flag,
+            dest=field.name,
+            type=_TYPES[field.type],
+            default=field.default,
+            choices=field.metadata.get("choices"),
+            help=help_text,
+        )
+
+
+_TYPES = {int: int, "int": int, float: float, "float": float, str: str, "str": str}
+
+
+def from_namespace(config_class: type[Config], namespace: Any) -> Config:
+    """The dataclass for parsed arguments, validated."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    config = config_class(**{k: v for k, v in vars(namespace).items() if k in names})
+    config.validate()
+    return config
+
+
+def parse(
+    config_class: type[Config],
+    argv: Sequence[str] | None = None,
+    description: str = "",
+) -> Config:
+    """Parses `argv` into a validated `config_class`; bad values exit(2) cleanly."""
+    parser = build_parser(config_class, description)
+    namespace = parser.parse_args(argv)
+    try:
+        return from_namespace(config_class, namespace)
+    except ValueError as error:
+        parser.error(str(error))

@@ -1,0 +1,94 @@
+"""Run folders: `runs/<task>/<timestamp>/` with config, history, metrics, plots.
+
+Everything a run writes goes through `write_json` / `atomic_path`: the file is
+written next to its final name and renamed into place, so a run killed while
+writing never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class RunFolder:
+    """Paths of one training run.
+
+    Args:
+        path: the folder (created if missing).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    config = property(lambda self: self.path / "config.json")
+    history = property(lambda self: self.path / "history.csv")
+    metrics = property(lambda self: self.path / "metrics.json")
+    checkpoint = property(lambda self: self.path / "best.keras")
+    backup = property(lambda self: self.path / "backup")
+    logs = property(lambda self: self.path / "logs")
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+
+def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
+    """A fresh `runs_dir/task/<YYYYmmdd-HHMMSS>` folder (suffixed if taken)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parent = Path(runs_dir) / task
+    path, n = parent / stamp, 1
+    while path.exists():
+        n += 1
+        path = parent / f"{stamp}-{n}"
+    return RunFolder(path)
+
+
+def find_run(runs_dir: str | os.PathLike, task: str, resume: str) -> RunFolder:
+    """The folder named by `--resume`: a path, or 'latest' for the newest run."""
+    if resume == "latest":
+        candidates = sorted(p for p in (Path(runs_dir) / task).glob("*") if p.is_dir())
+        if not candidates:
+            raise ValueError(
+                f"--resume=latest: no run of {task!r} under {Path(runs_dir) / task}"
+            )
+        return RunFolder(candidates[-1])
+    path = Path(resume)
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"--resume={resume!r}: not a run folder (no config.json there); "
+            "pass a folder under runs/<task>/ or 'latest'"
+        )
+    return RunFolder(path)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary sibling path; renames it to `final` if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Writes `data` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy / backend scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,250 @@
+"""Seeding, devices, distribution, optimizer, callbacks and the `fit` call.
+
+Every task trains through `fit()`, so checkpoints, early stopping, resuming,
+NaN guards, CSV history and plots behave the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+
+import keras_lstm
+from tasks.common.config import TrainConfig
+from tasks.common.data import ArrayBatches, EpochOrder
+from tasks.common.plots import plot_history, read_history
+from tasks.common.runs import RunFolder, find_run, new_run, write_json
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and the backend; deterministic TensorFlow kernels."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def accelerator() -> str:
+    """'gpu' when the active backend sees a GPU, else 'cpu'."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if backend == "jax":
+        import jax
+
+        return "gpu" if jax.default_backend() in ("gpu", "cuda", "rocm") else "cpu"
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def set_precision(mixed: bool) -> str:
+    """Sets the global dtype policy and returns its name."""
+    if not mixed:
+        name = "float32"
+    else:
+        name = "mixed_float16" if accelerator() == "gpu" else "mixed_bfloat16"
+    keras.config.set_dtype_policy(name)
+    return name
+
+
+def strategy_for(config: TrainConfig) -> Any:
+    """A `tf.distribute` strategy for `--distribute`, or None.
+
+    Call it before any other TensorFlow work: logical CPU devices and
+    multi-worker collectives can only be set up before the runtime starts.
+    """
+    if config.distribute == "none":
+        return None
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"--distribute={config.distribute} uses tf.distribute and needs "
+            f"KERAS_BACKEND=tensorflow (current backend: {keras.backend.backend()})"
+        )
+    import tensorflow as tf
+
+    if config.distribute == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "--distribute=multi_worker needs the TF_CONFIG environment "
+                "variable naming the cluster and this worker's index"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if config.cpu_replicas:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_replicas
+            )
+        except RuntimeError as error:
+            raise ValueError(
+                "--cpu-replicas must be set before TensorFlow starts; "
+                f"build the strategy first ({error})"
+            ) from None
+        devices = [f"/cpu:{i}" for i in range(config.cpu_replicas)]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.MirroredStrategy()
+
+
+def recurrent_layer(config: TrainConfig, units: int, **kwargs) -> keras.layers.Layer:
+    """The layer `--rnn` and `--cell` choose: ours or the Keras built-in."""
+    library = keras_lstm if config.cell == "custom" else keras.layers
+    return getattr(library, config.rnn.upper())(units, **kwargs)
+
+
+def optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam with `--learning-rate` and `--clipnorm` (0 = no clipping)."""
+    return keras.optimizers.Adam(
+        learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
+    )
+
+
+def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
+    """A new run folder with config.json, or the run `--resume` names.
+
+    A resumed run reuses its saved config (the same hyperparameters), so it
+    continues the same experiment.
+    """
+    if config.resume:
+        run = find_run(config.runs_dir, task, config.resume)
+        saved = json.loads(run.config.read_text())
+        saved["resume"] = config.resume
+        config = type(config)(**saved)
+        config.validate()
+        return config, run
+    run = new_run(config.runs_dir, task)
+    run.config.write_text(config.to_json() + "\n")
+    return config, run
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that remembers the epochs a resumed run already did."""
+
+    def __init__(self, past: Sequence[float], **kwargs):
+        super().__init__(**kwargs)
+        self.past = list(past)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for epoch, value in enumerate(self.past):
+            self.wait += 1
+            if self._is_improvement(value, self.best):
+                self.best, self.best_epoch, self.wait = value, epoch, 0
+
+
+def _completed_epochs(run: RunFolder) -> int:
+    """Epochs the backup holds (0 without a backup)."""
+    metadata = run.backup / "training_metadata.json"
+    if not metadata.exists():
+        return 0
+    return int(json.loads(metadata.read_text())["epoch"])
+
+
+def _past_history(run: RunFolder, epochs: int) -> list[dict[str, str]]:
+    """history.csv cut to the epochs the backup holds (a killed run may be ahead)."""
+    if not run.history.exists():
+        return []
+    with open(run.history, newline="") as f:
+        rows = [row for row in csv.DictReader(f) if int(row["epoch"]) < epochs]
+    with open(run.history, "w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def fit(
+    model: keras.Model,
+    train: ArrayBatches,
+    validation: Any,
+    config: TrainConfig,
+    run: RunFolder,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, list[float]]:
+    """Trains `model` with the shared callbacks; returns the full history.
+
+    Writes history.csv and one PNG per metric into the run folder, keeps the best
+    epoch (by `monitor`) in best.keras and loads it back into `model` at the end.
+    The epoch-level backup in `run.backup` lets `--resume` continue a run that
+    was killed, mid-epoch included, from its last completed epoch.
+    """
+    past = _past_history(run, _completed_epochs(run))
+    past_values = [float(row[monitor]) for row in past]
+    best = None
+    if past_values:
+        best = min(past_values) if mode == "min" else max(past_values)
+    callbacks = [
+        EpochOrder(train),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(str(run.backup)),
+        keras.callbacks.CSVLogger(str(run.history), append=True),
+        keras.callbacks.ModelCheckpoint(
+            str(run.checkpoint),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            initial_value_threshold=best,
+        ),
+        ResumableEarlyStopping(
+            past_values, monitor=monitor, mode=mode, patience=config.patience
+        ),
+        *extra_callbacks,
+    ]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run.logs)))
+    verbose = config.verbose if config.verbose == "auto" else int(config.verbose)
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    if run.checkpoint.exists():
+        model.load_weights(str(run.checkpoint))
+    plot_history(run.history, run.path)
+    return read_history(run.history)
+
+
+def replica_weight_spread(model: keras.Model) -> float:
+    """Largest difference between two replicas' copies of any weight (0 = in sync).
+
+    Under `tf.distribute.MirroredStrategy` each weight has one copy per replica;
+    synchronous training keeps them identical.
+    """
+    import numpy as np
+
+    spread = 0.0
+    for weight in model.weights:
+        copies = getattr(weight.value, "values", None) or (weight.value,)
+        first = np.asarray(copies[0])
+        for copy in copies[1:]:
+            spread = max(spread, float(np.max(np.abs(np.asarray(copy) - first))))
+    return spread
+
+
+def evaluate(model: keras.Model, batches: Any) -> dict[str, float]:
+    """`model.evaluate` as a plain dict of floats."""
+    values = model.evaluate(batches, verbose=0, return_dict=True)
+    return {name: float(value) for name, value in values.items()}
+
+
+def save_metrics(run: RunFolder, metrics: dict[str, Any]) -> Path:
+    """Writes metrics.json atomically and returns its path."""
+    write_json(run.metrics, metrics)
+    return run.metrics

@@ -1,0 +1,1 @@
+"""Sentiment task: python -m tasks.sentiment --help."""

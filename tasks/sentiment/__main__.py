@@ -1,0 +1,3 @@
+from tasks.sentiment.task import main
+
+main()

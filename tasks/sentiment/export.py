@@ -1,0 +1,110 @@
+"""Export the sentiment model: .keras + vocabulary, and a raw-string SavedModel.
+
+The export folder is built next to its final place and swapped in at the end,
+so an existing export is never left half-overwritten. Every artifact is
+reloaded and compared with the in-memory model; the differences go into
+export_report.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tasks.sentiment import text
+
+# Edge cases the exported model must agree on, beyond ordinary reviews.
+CHECK_TEXTS = [
+    "",
+    "   ",
+    "A quiet triumph: funny, warm and wise.",
+    "Dull, overlong and badly acted!!!",
+    "Un film très réussi — naïve but charming, 10/10 ★★★★",
+    "ЖЖЖ 日本語 emoji 🎬 mixed with words",
+]
+
+
+def _check_texts(vocabulary: list[str], length: int, seed: int = 0) -> list[str]:
+    """The edge cases, plus random word salads (one longer than the cap)."""
+    rng = np.random.default_rng(seed)
+    words = vocabulary[2:] or ["word"]
+    salads = [
+        " ".join(rng.choice(words, size=n)) for n in (1, 5, length // 2, length * 3)
+    ]
+    return CHECK_TEXTS + salads
+
+
+def write(model, vocabulary: list[str], length: int, out_dir: Path) -> dict:
+    """Writes `out_dir` atomically; returns the verification report."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        report = _write_into(tmp, model, vocabulary, length)
+        _swap(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _swap(new: Path, final: Path) -> None:
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_into(folder: Path, model, vocabulary, length) -> dict:
+    texts = _check_texts(vocabulary, length)
+    ids = text.encode(texts, vocabulary, length)
+    expected = np.asarray(model.predict(ids, verbose=0)).reshape(-1)
+
+    model.save(folder / "model.keras")
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary))
+    reloaded = keras.saving.load_model(folder / "model.keras")
+    got = np.asarray(reloaded.predict(ids, verbose=0)).reshape(-1)
+    report = {
+        "texts_checked": len(texts),
+        "keras_reload_max_abs_diff": float(np.max(np.abs(got - expected))),
+    }
+    if keras.backend.backend() == "tensorflow":
+        report["saved_model_max_abs_diff"] = _write_saved_model(
+            folder / "saved_model", model, vocabulary, length, texts, expected
+        )
+    else:
+        report["saved_model"] = "skipped: needs KERAS_BACKEND=tensorflow"
+    for key, value in report.items():
+        if key.endswith("max_abs_diff") and value > 1e-5:
+            raise RuntimeError(f"export check failed: {key} = {value:.3g} > 1e-5")
+    (folder / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _write_saved_model(path, model, vocabulary, length, texts, expected) -> float:
+    """A SavedModel whose `serving_default` maps raw strings to P(positive)."""
+    import tensorflow as tf
+
+    class RawTextModel(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.table = text.tf_vocabulary_table(vocabulary)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, texts):
+            ids = text.tf_token_ids(texts, self.table, length)
+            return {"positive_probability": tf.reshape(self.model(ids), [-1])}
+
+    module = RawTextModel()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    loaded = tf.saved_model.load(str(path))
+    out = loaded.signatures["serving_default"](text=tf.constant(texts))
+    got = out["positive_probability"].numpy()
+    return float(np.max(np.abs(got - expected)))

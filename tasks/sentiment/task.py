@@ -1,0 +1,273 @@
+"""Sentiment: is a review positive? Embedding(mask_zero) -> our LSTM -> Dense.
+
+    python -m tasks.sentiment                      # bundled Rotten Tomatoes data
+    python -m tasks.sentiment --dataset imdb       # tfds imdb_reviews (downloads)
+    python -m tasks.sentiment predict "A quiet triumph." "Dull and overlong."
+
+Reviews keep their own lengths, up to a cap at a high percentile of the
+training lengths; shorter ones are padded with 0 and masked, so the padding
+never reaches the LSTM's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+from tasks import common
+from tasks.common import ArrayBatches, TrainConfig, option
+from tasks.common.bundled import BundledDataError
+from tasks.sentiment import data, text
+
+TASK = "sentiment"
+
+
+# Setup ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SentimentConfig(TrainConfig):
+    """Sentiment options; the shared ones come from TrainConfig."""
+
+    dataset: str = option("rotten_tomatoes", "training data", choices=data.DATASETS)
+    max_tokens: int = option(20000, "vocabulary size, padding and [UNK] included")
+    min_count: int = option(2, "leave out training words seen fewer times")
+    length_percentile: float = option(
+        99.0, "cap reviews at this percentile of training lengths (95-100)"
+    )
+    embedding_dim: int = option(128, "size of the word vectors")
+    units: int = option(64, "recurrent units per direction")
+    layers: int = option(1, "stacked recurrent layers")
+    bidirectional: bool = option(True, "read each review in both directions")
+    dropout: float = option(0.5, "dropout on word vectors and on the review vector")
+    export_dir: str = option(
+        "saved_models/sentiment", "where the trained model is exported; '' = skip"
+    )
+    epochs: int = option(8, "maximum number of epochs")
+    patience: int = option(2, "early stopping: epochs without a better val_loss")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("max_tokens", "min_count", "embedding_dim", "units", "layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name.replace('_', '-')}={getattr(self, name)!r}: "
+                    "must be a positive integer"
+                )
+        if self.max_tokens < 3:
+            raise ValueError(f"--max-tokens={self.max_tokens}: must be at least 3")
+        if not 95 <= self.length_percentile <= 100:
+            raise ValueError(
+                f"--length-percentile={self.length_percentile}: must be in [95, 100]"
+                " (reviews are kept whole, not truncated short)"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout={self.dropout}: must be in [0, 1)")
+
+
+# Data -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Prepared:
+    vocabulary: list[str]
+    length: int
+    ids: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+
+
+def load_data(config: SentimentConfig) -> Prepared:
+    """Loads the splits; vocabulary and length cap come from the training split."""
+    splits = data.load(config.dataset, config.seed)
+    train_texts = splits["train"][0]
+    vocabulary = text.build_vocabulary(train_texts, config.max_tokens, config.min_count)
+    length = text.length_cap(train_texts, config.length_percentile)
+    return Prepared(
+        vocabulary=vocabulary,
+        length=length,
+        ids={k: text.encode(t, vocabulary, length) for k, (t, _) in splits.items()},
+        labels={k: y for k, (_, y) in splits.items()},
+    )
+
+
+# Model ------------------------------------------------------------------------
+
+
+def build_model(config: SentimentConfig, vocabulary_size: int, length: int):
+    """Embedding(mask_zero) -> [Bidirectional] LSTM/GRU x layers -> Dense."""
+    inputs = keras.Input((length,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True)(
+        inputs
+    )
+    x = keras.layers.Dropout(config.dropout)(x)
+    for depth in range(config.layers):
+        layer = common.recurrent_layer(
+            config, config.units, return_sequences=depth < config.layers - 1
+        )
+        x = keras.layers.Bidirectional(layer)(x) if config.bidirectional else layer(x)
+    x = keras.layers.Dropout(config.dropout)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x)
+    model = keras.Model(inputs, outputs, name="sentiment")
+    model.compile(
+        optimizer=common.optimizer(config),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+# Train and evaluate -----------------------------------------------------------
+
+
+def train(config: SentimentConfig, extra_callbacks: Sequence = ()):
+    """Trains, evaluates and exports; returns (model, run folder, metrics)."""
+    strategy = common.strategy_for(config)  # before any other TensorFlow work
+    config, run = common.start_run(TASK, config)
+    common.seed_everything(config.seed)
+    policy = common.set_precision(config.mixed_precision)
+    prepared = load_data(config)
+    batches = {
+        split: ArrayBatches(
+            prepared.ids[split],
+            prepared.labels[split],
+            config.batch_size,
+            shuffle=split == "train",
+            seed=config.seed,
+            steps=config.steps_per_epoch if split == "train" else 0,
+        )
+        for split in data.SPLITS
+    }
+    scope = strategy.scope() if strategy else contextlib.nullcontext()
+    with scope:
+        model = build_model(config, len(prepared.vocabulary), prepared.length)
+    (run.path / "vocabulary.json").write_text(json.dumps(prepared.vocabulary))
+    model.summary(print_fn=lambda line, **_: print(line))
+
+    start = time.perf_counter()
+    history = common.fit(
+        model,
+        batches["train"],
+        batches["validation"],
+        config,
+        run,
+        extra_callbacks=extra_callbacks,
+    )
+    seconds = time.perf_counter() - start
+
+    test = common.evaluate(model, batches["test"])
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "majority_class_accuracy": _majority(prepared.labels["test"]),
+        "best_val_loss": min(history["val_loss"]),
+        "epochs_run": len(history["val_loss"]),
+        "train_seconds_this_session": round(seconds, 1),
+        "rows": {k: len(v) for k, v in prepared.labels.items()},
+        "vocabulary_size": len(prepared.vocabulary),
+        "length_cap": prepared.length,
+        "parameters": model.count_params(),
+        "backend": keras.backend.backend(),
+        "device": common.accelerator(),
+        "dtype_policy": policy,
+        "replicas": strategy.num_replicas_in_sync if strategy else 1,
+    }
+    if strategy:
+        metrics["replica_weight_max_diff"] = common.replica_weight_spread(model)
+    common.save_metrics(run, metrics)
+    if config.export_dir:
+        metrics["export"] = export(
+            model, prepared.vocabulary, prepared.length, config.export_dir
+        )
+        common.save_metrics(run, metrics)
+    return model, run, metrics
+
+
+def _majority(labels: np.ndarray) -> float:
+    share = float(np.mean(labels))
+    return max(share, 1 - share)
+
+
+# Export -----------------------------------------------------------------------
+
+
+def export(model, vocabulary: list[str], length: int, out_dir: str) -> dict:
+    """Writes model.keras + vocabulary.json (and, on TensorFlow, a SavedModel
+    that takes raw strings) into `out_dir`, replacing it atomically."""
+    from tasks.sentiment import export as exporter
+
+    return exporter.write(model, vocabulary, length, Path(out_dir))
+
+
+# Predict ----------------------------------------------------------------------
+
+
+def load_exported(model_dir: str | Path):
+    """(model, vocabulary, length) from an export folder."""
+    import keras_lstm  # noqa: F401  (registers our layers for loading)
+
+    model_dir = Path(model_dir)
+    model_path = model_dir / "model.keras"
+    if not model_path.is_file():
+        raise FileNotFoundError(
+            f"no trained model at {model_path}: train one with "
+            "`python -m tasks.sentiment` (or pass --model-dir)"
+        )
+    model = keras.saving.load_model(model_path)
+    vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
+    return model, vocabulary, int(model.inputs[0].shape[1])
+
+
+def predict(texts: Sequence[str], model_dir: str | Path) -> np.ndarray:
+    """Probability that each review is positive."""
+    model, vocabulary, length = load_exported(model_dir)
+    ids = text.encode(list(texts), vocabulary, length)
+    return np.asarray(model.predict(ids, verbose=0)).reshape(-1)
+
+
+# Command line -----------------------------------------------------------------
+
+
+def predict_main(argv: Sequence[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.sentiment predict",
+        description="Probability that each review is positive.",
+    )
+    parser.add_argument("texts", nargs="+", help="reviews, one per argument")
+    parser.add_argument("--model-dir", default="saved_models/sentiment")
+    args = parser.parse_args(argv)
+    try:
+        probabilities = predict(args.texts, args.model_dir)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    for review, p in zip(args.texts, probabilities):
+        label = "positive" if p >= 0.5 else "negative"
+        shown = review if len(review) <= 60 else review[:57] + "..."
+        print(f"{p:.3f}  {label:8}  {shown!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["predict"]:
+        return predict_main(argv[1:])
+    config = common.parse(SentimentConfig, argv, description=__doc__)
+    try:
+        _, run, metrics = train(config)
+    except (ValueError, BundledDataError) as error:
+        sys.exit(f"error: {error}")
+    print(f"\nrun folder: {run.path}")
+    print(
+        f"test accuracy {metrics['test_accuracy']:.4f} (majority class "
+        f"{metrics['majority_class_accuracy']:.4f}), "
+        f"{metrics['epochs_run']} epochs, {metrics['train_seconds_this_session']} s"
+    )
