@@ -1,0 +1,1 @@
+"""Long-range dependencies: the adding problem, gradient flow and gate heat maps."""

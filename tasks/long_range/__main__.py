@@ -1,0 +1,3 @@
+from tasks.long_range.task import main
+
+main()

@@ -1,0 +1,87 @@
+"""Gate heat map of a trained sentiment model on one review, a token per column.
+
+    python -m tasks.sentiment --epochs 3            # writes saved_models/sentiment
+    python -m tasks.long_range gates "A quiet triumph, never dull." --out gates.png
+
+The review goes through the model's own Embedding; `keras_lstm.record_gates`
+then replays the first recurrent layer (the forward direction of a
+Bidirectional) on the embedded tokens. The model is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+import keras_lstm
+
+
+def first_lstm(model: keras.Model):
+    """The first keras_lstm.LSTM of `model` (a Bidirectional's forward layer)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            layer = layer.forward_layer
+        if isinstance(layer, keras.layers.RNN):
+            if not isinstance(layer.cell, keras_lstm.LSTMCell):
+                raise ValueError(
+                    f"`model`'s first recurrent layer {layer.name!r} is a "
+                    f"{type(layer).__name__}; gates are recorded for keras_lstm.LSTM "
+                    "(train with --rnn lstm --cell custom)"
+                )
+            return layer
+    raise ValueError(f"`model` {model.name!r} has no recurrent layer")
+
+
+def review_gates(model: keras.Model, ids: np.ndarray) -> dict:
+    """Gates of the first LSTM for token ids `(1, length)`, padding cut off."""
+    embedding = next(
+        (layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)),
+        None,
+    )
+    if embedding is None:
+        raise ValueError(f"`model` {model.name!r} has no Embedding layer")
+    valid = int(np.count_nonzero(ids[0]))
+    if valid == 0:
+        raise ValueError("`review` has no tokens")
+    vectors = keras.ops.convert_to_numpy(embedding(ids[:, :valid]))
+    record = keras_lstm.record_gates(first_lstm(model), vectors)
+    return record
+
+
+def plot_review(
+    model: keras.Model, vocabulary: Sequence[str], length: int, review: str, path: str
+) -> str:
+    """Writes the heat map of `review` to `path` and returns `path`."""
+    from tasks.sentiment import text
+
+    ids = text.encode([review], vocabulary, length)
+    record = review_gates(model, ids)
+    tokens = text.tokenize(review)[: record["h"].shape[1]]
+    known = set(vocabulary)
+    labels = [t if t in known else f"{t} (unk)" for t in tokens]
+    probability = float(np.asarray(model.predict(ids, verbose=0)).reshape(-1)[0])
+    title = f"{review!r}: P(positive) = {probability:.2f}"
+    return keras_lstm.plot_gates(record, path, token_labels=labels, title=title)
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.long_range gates",
+        description="Heat map of the gates of a trained sentiment model on a review.",
+    )
+    parser.add_argument("review", help="the review text")
+    parser.add_argument("--model-dir", default="saved_models/sentiment")
+    parser.add_argument("--out", default="gates.png", help="PNG to write")
+    args = parser.parse_args(argv)
+    from tasks.sentiment.task import load_exported
+
+    try:
+        model, vocabulary, length = load_exported(args.model_dir)
+        path = plot_review(model, vocabulary, length, args.review, args.out)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    print(f"wrote {Path(path).resolve()}")

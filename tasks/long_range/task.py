@@ -1,0 +1,294 @@
+"""Long-range dependencies: can a recurrent net remember two numbers for T steps?
+
+    python -m tasks.long_range                              # the grid in the README
+    python -m tasks.long_range --lengths 400 --models lstm,simple_rnn
+    python -m tasks.long_range gates "A quiet triumph." --out gates.png
+
+The adding problem (Hochreiter & Schmidhuber, 1997): T steps of (value in [0, 1],
+marker); the target is the sum of the two marked values. Guessing the mean
+scores MSE 0.167; a model that remembers gets close to 0. Every model of the
+grid (SimpleRNN, our LSTM, our GRU, keras.layers.LSTM, with about the same
+number of parameters) trains on the same batches with the same optimizer and
+step budget. The run also measures the gradient flow ||dL/dx_t|| of SimpleRNN
+and our LSTM before and after training, and draws our LSTM's gates on one
+sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from typing import Sequence
+
+import keras
+import numpy as np
+
+import keras_lstm
+from tasks import common
+from tasks.common import TrainConfig, option
+from tasks.long_range import report
+from tasks.long_range.adding import AddingBatches, adding_problem
+
+TASK = "long_range"
+MODELS = ("simple_rnn", "lstm", "gru", "keras_lstm", "keras_gru")
+
+
+# Setup ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class LongRangeConfig(TrainConfig):
+    """Adding-problem options; the shared ones come from TrainConfig."""
+
+    lengths: str = option("50,100,200,400", "comma-separated sequence lengths T")
+    models: str = option(
+        "simple_rnn,lstm,gru,keras_lstm",
+        f"comma-separated models to compare, from {', '.join(MODELS)} "
+        "(lstm and gru are keras_lstm's layers)",
+    )
+    units: int = option(
+        32, "LSTM units; the other models get the units that match its parameters"
+    )
+    init: str = option(
+        "chrono",
+        "chrono = gate biases drawn for memories up to T steps (Tallec & Ollivier "
+        "2018); keras = the layers' default initializers",
+        choices=("chrono", "keras"),
+    )
+    solved_mse: float = option(0.01, "a model has solved T when val MSE < this")
+    validation_size: int = option(1000, "validation sequences per T")
+    test_size: int = option(2000, "test sequences per T")
+    gradient_length: int = option(
+        200, "T at which gradient flow is measured (must be in --lengths; 0 = skip)"
+    )
+    epochs: int = option(20, "step budget = epochs x steps-per-epoch")
+    steps_per_epoch: int = option(100, "batches between two validations")
+    batch_size: int = option(128, "fresh sequences per batch")
+    learning_rate: float = option(1e-2, "Adam learning rate")
+    patience: int = option(
+        1000, "early stopping on val_loss; default: never, the step budget decides"
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.rnn != "lstm" or self.cell != "custom":
+            raise ValueError("--rnn/--cell: this task compares layers; use --models")
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1")
+        lengths, models = self.length_list(), self.model_list()
+        if not lengths or min(lengths) < 2:
+            raise ValueError(f"--lengths={self.lengths!r}: integers >= 2, e.g. 50,100")
+        unknown = sorted(set(models) - set(MODELS))
+        if not models or unknown:
+            raise ValueError(f"--models={self.models!r}: choose from {MODELS}")
+        for name in ("units", "validation_size", "test_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
+        if self.gradient_length and self.gradient_length not in lengths:
+            raise ValueError(
+                f"--gradient-length={self.gradient_length}: not in --lengths "
+                f"({self.lengths}); use 0 to skip the gradient-flow plot"
+            )
+
+    def length_list(self) -> list[int]:
+        try:
+            return [int(v) for v in self.lengths.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--lengths={self.lengths!r}: not integers") from None
+
+    def model_list(self) -> list[str]:
+        return [v.strip() for v in self.models.split(",") if v.strip()]
+
+
+# Data -------------------------------------------------------------------------
+
+
+def load_data(config: LongRangeConfig, length: int) -> dict:
+    """Training batches (fresh each step) and fixed validation and test sets."""
+    return {
+        "train": AddingBatches(
+            length, config.batch_size, config.steps_per_epoch, seed=config.seed
+        ),
+        "validation": adding_problem(config.validation_size, length, config.seed + 1),
+        "test": adding_problem(config.test_size, length, config.seed + 2),
+    }
+
+
+# Model ------------------------------------------------------------------------
+
+
+def recurrent_parameters(name: str, units: int, features: int = 2) -> int:
+    """Weights of the recurrent layer plus the Dense(1) head."""
+    per_gate = units * (features + units)
+    body = {
+        "simple_rnn": per_gate + units,
+        "lstm": 4 * (per_gate + units),
+        "gru": 3 * per_gate + 6 * units,  # reset_after: two biases
+    }[name.removeprefix("keras_")]
+    return body + units + 1
+
+
+def matched_units(name: str, lstm_units: int) -> int:
+    """The units that give `name` about the parameter count of the LSTM."""
+    target = recurrent_parameters("lstm", lstm_units)
+    return min(
+        range(1, 8 * lstm_units),
+        key=lambda u: abs(recurrent_parameters(name, u) - target),
+    )
+
+
+def chrono_initialize(layer, length: int, seed: int) -> None:
+    """Chrono initialization (Tallec & Ollivier, 2018): forget-gate biases
+    log(U(1, T - 1)) so each unit starts with a memory of up to T steps; the
+    LSTM input gate gets the opposite bias. For the GRU the update gate z
+    (which keeps the state in Keras' convention) gets the forget bias."""
+    rng = np.random.default_rng(seed)
+    weights = layer.get_weights()
+    units = weights[1].shape[0]
+    memory = np.log(rng.uniform(1, max(length - 1, 2), units))
+    bias = weights[2]
+    if isinstance(layer, (keras_lstm.LSTM, keras.layers.LSTM)):
+        bias[units : 2 * units] = memory  # f
+        bias[:units] = -memory  # i
+    else:
+        bias[..., :units] = 0.0
+        bias[0, :units] = memory  # z, input bias row
+    layer.set_weights([*weights[:2], bias])
+
+
+def build_model(config: LongRangeConfig, name: str, length: int) -> keras.Model:
+    """(T, 2) -> recurrent layer -> Dense(1), compiled with MSE."""
+    units = matched_units(name, config.units)
+    layer = {
+        "simple_rnn": keras.layers.SimpleRNN,
+        "lstm": keras_lstm.LSTM,
+        "gru": keras_lstm.GRU,
+        "keras_lstm": keras.layers.LSTM,
+        "keras_gru": keras.layers.GRU,
+    }[name](units, name=name)
+    model = keras.Sequential(
+        [keras.Input((length, 2)), layer, keras.layers.Dense(1)],
+        name=f"{name}_T{length}",
+    )
+    if config.init == "chrono" and name != "simple_rnn":
+        chrono_initialize(layer, length, config.seed)
+    model.compile(optimizer=common.optimizer(config), loss="mse")
+    return model
+
+
+# Train and evaluate -----------------------------------------------------------
+
+
+class StopWhenSolved(keras.callbacks.Callback):
+    """Stops training at the first validation with val_loss < `threshold`."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.threshold = threshold
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (logs or {}).get("val_loss", np.inf) < self.threshold:
+            self.model.stop_training = True
+
+
+def train_one(config, run, name: str, length: int, data: dict) -> dict:
+    """Trains one model at one T in its own sub-folder; returns its results."""
+    folder = common.RunFolder(run.path / f"T{length}-{name}")
+    if folder.metrics.exists():  # a resumed run keeps what it finished
+        return json.loads(folder.metrics.read_text())
+    common.seed_everything(config.seed)
+    model = build_model(config, name, length)
+    probe = data["test"][0][:100], data["test"][1][:100]
+    norms_init = keras_lstm.gradient_norms(model, *probe, loss="mse")
+    solved = StopWhenSolved(config.solved_mse)
+    start = time.perf_counter()
+    history = common.fit(
+        model,
+        data["train"],
+        data["validation"],
+        config,
+        folder,
+        extra_callbacks=[solved],
+    )
+    seconds = time.perf_counter() - start
+    test = common.ArrayBatches(*data["test"], batch_size=500)
+    val = history["val_loss"]
+    first = next((e for e, v in enumerate(val) if v < config.solved_mse), None)
+    result = {
+        "model": name,
+        "length": length,
+        "units": matched_units(name, config.units),
+        "parameters": model.count_params(),
+        "test_mse": common.evaluate(model, test)["loss"],
+        "steps_to_solve": None
+        if first is None
+        else (first + 1) * config.steps_per_epoch,
+        "steps_run": len(val) * config.steps_per_epoch,
+        "val_mse": val,
+        "train_seconds_this_session": round(seconds, 1),
+        "gradient_norms_init": norms_init.tolist(),
+        "gradient_norms_trained": keras_lstm.gradient_norms(model, *probe).tolist(),
+    }
+    common.save_metrics(folder, result)
+    if name == "lstm":
+        gates = keras_lstm.record_gates(model.get_layer("lstm"), probe[0][:1])
+        keras_lstm.plot_gates(
+            gates,
+            str(folder.path / "gates.png"),
+            inputs=probe[0][:1],
+            input_labels=["value", "marker"],
+            title=f"our LSTM after training on the adding problem, T={length}",
+        )
+    return result
+
+
+def run_grid(config: LongRangeConfig, run) -> list[dict]:
+    results = []
+    for length in config.length_list():
+        data = load_data(config, length)
+        for name in config.model_list():
+            print(f"\n=== T={length} {name}", flush=True)
+            results.append(train_one(config, run, name, length, data))
+            print(report.summary_line(results[-1], config.solved_mse), flush=True)
+    return results
+
+
+# Report -----------------------------------------------------------------------
+
+
+def write_report(config: LongRangeConfig, run, results: list[dict], seconds: float):
+    metrics = {
+        "results": results,
+        "grid_seconds_this_session": round(seconds, 1),
+        "constant_guess_mse": 2 / 12,
+        "backend": keras.backend.backend(),
+        "device": common.accelerator(),
+    }
+    common.save_metrics(run, metrics)
+    table = report.results_table(
+        results, config.solved_mse, config.epochs * config.steps_per_epoch
+    )
+    (run.path / "results.md").write_text(table + "\n")
+    report.plot_curves(results, config, run.path / "val_mse.png")
+    if config.gradient_length:
+        report.plot_gradient_flow(results, config.gradient_length, run.path)
+    return table
+
+
+# Command line -----------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gates"]:
+        from tasks.long_range import sentiment_gates
+
+        return sentiment_gates.main(argv[1:])
+    config = common.parse(LongRangeConfig, argv, description=__doc__)
+    config, run = common.start_run(TASK, config)
+    start = time.perf_counter()
+    results = run_grid(config, run)
+    table = write_report(config, run, results, time.perf_counter() - start)
+    print(f"\n{table}\n\nrun folder: {run.path}")

@@ -1,0 +1,223 @@
+"""The long-range task: adding-problem data, parameter matching, chrono init,
+the sentiment gate map, and a tiny run of `python -m tasks.long_range`."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lstm
+from tasks.long_range import sentiment_gates, task
+from tasks.long_range.adding import (
+    CONSTANT_GUESS_MSE,
+    AddingBatches,
+    adding_problem,
+    adding_targets,
+)
+
+# --- data ---------------------------------------------------------------------
+
+
+def test_targets_on_hand_made_sequences():
+    x = np.zeros((3, 5, 2), "float32")
+    x[..., 0] = [
+        [0.1, 0.2, 0.3, 0.4, 0.5],
+        [1.0, 0.0, 0.25, 0.5, 0.75],
+        [0.9, 0.8, 0.7, 0.6, 0.5],
+    ]
+    x[0, [0, 4], 1] = 1  # 0.1 + 0.5
+    x[1, [1, 2], 1] = 1  # 0.0 + 0.25: a marked zero counts as zero
+    x[2, [3, 4], 1] = 1  # 0.6 + 0.5: both markers late
+    np.testing.assert_allclose(adding_targets(x), [[0.6], [0.25], [1.1]], rtol=1e-6)
+
+
+def test_generated_sequences_follow_the_definition():
+    length = 11
+    x, y = adding_problem(500, length, seed=3)
+    assert x.shape == (500, length, 2) and y.shape == (500, 1)
+    assert x.dtype == y.dtype == np.float32
+    values, markers = x[..., 0], x[..., 1]
+    assert ((values >= 0) & (values < 1)).all()
+    assert set(np.unique(markers)) == {0.0, 1.0}
+    half = length // 2
+    np.testing.assert_array_equal(markers[:, :half].sum(1), 1)  # one per half
+    np.testing.assert_array_equal(markers[:, half:].sum(1), 1)
+    # Target by explicit lookup of the two marked positions.
+    for row in range(500):
+        first, second = np.flatnonzero(markers[row])
+        assert y[row, 0] == pytest.approx(values[row, first] + values[row, second])
+    # Every position of each half is used (uniform draw, 500 samples).
+    assert len(np.unique(np.argmax(markers[:, :half], 1))) == half
+    assert len(np.unique(np.argmax(markers[:, half:], 1))) == length - half
+
+
+def test_constant_guess_scores_one_sixth():
+    _, y = adding_problem(200_000, 4, seed=0)
+    assert np.mean((y - 1.0) ** 2) == pytest.approx(CONSTANT_GUESS_MSE, abs=2e-3)
+
+
+def test_seeds_make_data_reproducible():
+    a, b = adding_problem(4, 9, seed=1), adding_problem(4, 9, seed=1)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], adding_problem(4, 9, seed=2)[0])
+    batches = AddingBatches(9, 4, steps=3, seed=5)
+    first = batches[1][0]
+    batches.set_epoch(1)
+    assert not np.array_equal(first, batches[1][0])
+    batches.set_epoch(0)
+    np.testing.assert_array_equal(first, batches[1][0])
+
+
+def test_bad_data_arguments():
+    with pytest.raises(ValueError, match="num_sequences"):
+        adding_problem(0, 10)
+    with pytest.raises(ValueError, match="length"):
+        adding_problem(2, 1)
+    with pytest.raises(ValueError, match=r"sequences.*\(2, 3, 1\)"):
+        adding_targets(np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match="batch_size"):
+        AddingBatches(10, 0, steps=1)
+
+
+# --- models -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", task.MODELS)
+def test_parameter_counts_match_keras_and_the_lstm(name):
+    config = task.LongRangeConfig(init="keras")
+    model = task.build_model(config, name, length=7)
+    units = task.matched_units(name, config.units)
+    assert model.count_params() == task.recurrent_parameters(name, units)
+    lstm = task.recurrent_parameters("lstm", config.units)
+    assert abs(model.count_params() - lstm) / lstm < 0.03
+
+
+def test_chrono_init_sets_memory_biases_and_keeps_ours_equal_to_keras():
+    config = task.LongRangeConfig()
+    keras.utils.set_random_seed(0)
+    ours = task.build_model(config, "lstm", length=50)
+    keras.utils.set_random_seed(0)
+    builtin = task.build_model(config, "keras_lstm", length=50)
+    units = config.units
+    bias = ours.get_layer("lstm").get_weights()[2]
+    forget, input_gate = bias[units : 2 * units], bias[:units]
+    assert (forget >= 0).all() and (forget <= np.log(49)).all()
+    np.testing.assert_array_equal(input_gate, -forget)
+    for a, b in zip(ours.get_weights(), builtin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x, _ = adding_problem(4, 50, seed=0)
+    np.testing.assert_allclose(ours(x), builtin(x), atol=1e-5)
+    gru = task.build_model(config, "gru", length=50).get_layer("gru")
+    gru_bias = gru.get_weights()[2]
+    assert (gru_bias[0, : gru.units] > 0).all() and (
+        gru_bias[1, : gru.units] == 0
+    ).all()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lengths", "1"], "--lengths"),
+        (["--lengths", "a,b"], "--lengths"),
+        (["--models", "lstm,rnn"], "--models"),
+        (["--gradient-length", "300"], "--gradient-length=300"),
+        (["--cell", "keras"], "use --models"),
+    ],
+)
+def test_bad_flags_exit_with_a_message_naming_them(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        task.main(argv)
+    assert message in capsys.readouterr().err
+
+
+# --- sentiment gate map -------------------------------------------------------
+
+
+def test_sentiment_gates_replay_the_forward_lstm(tmp_path):
+    vocabulary = ["", "[UNK]", "a", "quiet", "triumph", "."]
+    embedding = keras.layers.Embedding(len(vocabulary), 6, mask_zero=True)
+    bidirectional = keras.layers.Bidirectional(keras_lstm.LSTM(3))
+    model = keras.Sequential(
+        [
+            keras.Input((8,), dtype="int32"),
+            embedding,
+            bidirectional,
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    review = "A quiet, triumph."  # ',' is not in the vocabulary
+    ids = np.array([[2, 3, 1, 4, 5, 0, 0, 0]], "int32")
+    record = sentiment_gates.review_gates(model, ids)
+    assert record["h"].shape == (1, 5, 3)  # the padding is cut off
+    forward = bidirectional.forward_layer(embedding(ids), mask=ids != 0)
+    np.testing.assert_allclose(record["h"][:, -1], forward, atol=1e-6)
+    path = sentiment_gates.plot_review(
+        model, vocabulary, 8, review, str(tmp_path / "gates.png")
+    )
+    assert (tmp_path / "gates.png").stat().st_size > 1000 and path.endswith(".png")
+
+
+def test_sentiment_gates_need_our_lstm():
+    model = keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            keras.layers.Embedding(5, 2),
+            keras.layers.GRU(2),
+        ]
+    )
+    with pytest.raises(ValueError, match="keras_lstm.LSTM"):
+        sentiment_gates.review_gates(model, np.ones((1, 4), "int32"))
+
+
+# --- end to end ---------------------------------------------------------------
+
+
+def test_tiny_run_end_to_end(tmp_path, capsys):
+    task.main(
+        [
+            "--lengths",
+            "12",
+            "--models",
+            "lstm,simple_rnn",
+            "--epochs",
+            "2",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "8",
+            "--validation-size",
+            "16",
+            "--test-size",
+            "16",
+            "--gradient-length",
+            "12",
+            "--verbose",
+            "0",
+            "--runs-dir",
+            str(tmp_path),
+        ]
+    )
+    (run,) = (tmp_path / "long_range").iterdir()
+    for name in [
+        "config.json",
+        "metrics.json",
+        "results.md",
+        "val_mse.png",
+        "gradient_flow_T12.png",
+        "T12-lstm/gates.png",
+        "T12-lstm/history.csv",
+        "T12-simple_rnn/best.keras",
+    ]:
+        assert (run / name).is_file(), name
+    results = json.loads((run / "metrics.json").read_text())["results"]
+    assert [(r["model"], r["length"]) for r in results] == [
+        ("lstm", 12),
+        ("simple_rnn", 12),
+    ]
+    for r in results:
+        assert np.isfinite(r["test_mse"]) and r["steps_run"] in (2, 4)
+        assert len(r["gradient_norms_init"]) == 12
+    table = (run / "results.md").read_text()
+    assert "| our LSTM (32, 4513) |" in table and "SimpleRNN (65, 4486)" in table
+    assert "run folder:" in capsys.readouterr().out
