@@ -258,8 +258,9 @@ def plot_gates(
                 f"Received: inputs.shape={inputs.shape}"
             )
         panels.insert(0, ("input", inputs[example].T))
-    heights = [max(1.0, min(3.0, 0.12 * p.shape[0])) for _, p in panels]
-    width = min(24.0, max(6.0, 0.22 * steps if token_labels is not None else 8.0))
+    heights = [max(0.8, min(2.0, 0.06 * p.shape[0])) for _, p in panels]
+    per_step = 0.22 if token_labels is not None else 1 / 30
+    width = min(24.0, max(8.0, per_step * steps))
     fig = Figure(figsize=(width, sum(heights) + 1.5), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, height_ratios=heights)
     axes = np.atleast_1d(axes)

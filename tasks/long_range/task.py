@@ -67,6 +67,11 @@ class LongRangeConfig(TrainConfig):
     steps_per_epoch: int = option(100, "batches between two validations")
     batch_size: int = option(128, "fresh sequences per batch")
     learning_rate: float = option(1e-2, "Adam learning rate")
+    model_learning_rates: str = option(
+        "simple_rnn=1e-3",
+        "per-model overrides of --learning-rate, e.g. 'simple_rnn=1e-3,gru=3e-3' "
+        "('' = none); SimpleRNN diverges at 1e-2 even at T=50",
+    )
     patience: int = option(
         1000, "early stopping on val_loss; default: never, the step budget decides"
     )
@@ -86,11 +91,32 @@ class LongRangeConfig(TrainConfig):
         for name in ("units", "validation_size", "test_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
+        self.learning_rate_for("lstm")  # checks --model-learning-rates
         if self.gradient_length and self.gradient_length not in lengths:
             raise ValueError(
                 f"--gradient-length={self.gradient_length}: not in --lengths "
                 f"({self.lengths}); use 0 to skip the gradient-flow plot"
             )
+
+    def learning_rate_for(self, model: str) -> float:
+        """--learning-rate, or the model's entry in --model-learning-rates."""
+        try:
+            pairs = dict(
+                p.split("=") for p in self.model_learning_rates.split(",") if p
+            )
+            rates = {k.strip(): float(v) for k, v in pairs.items()}
+        except ValueError:
+            raise ValueError(
+                f"--model-learning-rates={self.model_learning_rates!r}: "
+                "write model=rate pairs, e.g. simple_rnn=1e-3"
+            ) from None
+        unknown = sorted(set(rates) - set(MODELS))
+        if unknown or not all(r > 0 for r in rates.values()):
+            raise ValueError(
+                f"--model-learning-rates={self.model_learning_rates!r}: "
+                f"models from {MODELS}, rates > 0"
+            )
+        return rates.get(model, self.learning_rate)
 
     def length_list(self) -> list[int]:
         try:
@@ -174,7 +200,11 @@ def build_model(config: LongRangeConfig, name: str, length: int) -> keras.Model:
     )
     if config.init == "chrono" and name != "simple_rnn":
         chrono_initialize(layer, length, config.seed)
-    model.compile(optimizer=common.optimizer(config), loss="mse")
+    rate = config.learning_rate_for(name)
+    model.compile(
+        optimizer=common.optimizer(dataclasses.replace(config, learning_rate=rate)),
+        loss="mse",
+    )
     return model
 
 
@@ -221,6 +251,7 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
         "length": length,
         "units": matched_units(name, config.units),
         "parameters": model.count_params(),
+        "learning_rate": config.learning_rate_for(name),
         "test_mse": common.evaluate(model, test)["loss"],
         "steps_to_solve": None
         if first is None

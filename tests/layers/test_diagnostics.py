@@ -213,3 +213,33 @@ def test_gradient_bad_input():
         keras_lstm.gradient_norms(model, np.zeros((2, 3), "float32"), y)
     with pytest.raises(ValueError, match="`loss`"):
         keras_lstm.gradient_norms(model, inputs(), y, loss=None)
+
+
+# --- plots --------------------------------------------------------------------
+
+
+def test_plot_gates_writes_an_image(tmp_path):
+    layer = built_lstm()
+    x = inputs()
+    record = keras_lstm.record_gates(layer, x, mask=MASK)  # NaN gates are drawn too
+    path = str(tmp_path / "gates.png")
+    labels = ["w%d" % t for t in range(STEPS)]
+    assert keras_lstm.plot_gates(record, path, labels, example=2, inputs=x) == path
+    assert (tmp_path / "gates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_bad_input(tmp_path):
+    record = keras_lstm.record_gates(built_lstm(), inputs())
+    path = str(tmp_path / "x.png")
+    with pytest.raises(ValueError, match="token_labels.*6"):
+        keras_lstm.plot_gates(record, path, token_labels=["a", "b"])
+    with pytest.raises(ValueError, match="example"):
+        keras_lstm.plot_gates(record, path, example=BATCH)
+    with pytest.raises(ValueError, match="names"):
+        keras_lstm.plot_gates(record, path, names=("g",))
+    with pytest.raises(ValueError, match="inputs"):
+        keras_lstm.plot_gates(record, path, inputs=np.zeros((BATCH, 2, 1)))
+    with pytest.raises(ValueError, match="curves"):
+        keras_lstm.plot_gradient_norms({}, path)
+    with pytest.raises(ValueError, match="curves"):
+        keras_lstm.plot_gradient_norms({"a": np.zeros((2, 2))}, path)

@@ -93,6 +93,15 @@ def test_parameter_counts_match_keras_and_the_lstm(name):
     assert abs(model.count_params() - lstm) / lstm < 0.03
 
 
+def test_per_model_learning_rates():
+    config = task.LongRangeConfig(model_learning_rates="simple_rnn=1e-3,gru=0.5")
+    assert config.learning_rate_for("simple_rnn") == 1e-3
+    assert config.learning_rate_for("gru") == 0.5
+    assert config.learning_rate_for("lstm") == config.learning_rate
+    model = task.build_model(config, "gru", length=5)
+    assert float(model.optimizer.learning_rate) == 0.5
+
+
 def test_chrono_init_sets_memory_biases_and_keeps_ours_equal_to_keras():
     config = task.LongRangeConfig()
     keras.utils.set_random_seed(0)
@@ -123,6 +132,8 @@ def test_chrono_init_sets_memory_biases_and_keeps_ours_equal_to_keras():
         (["--models", "lstm,rnn"], "--models"),
         (["--gradient-length", "300"], "--gradient-length=300"),
         (["--cell", "keras"], "use --models"),
+        (["--model-learning-rates", "lstm:1"], "--model-learning-rates"),
+        (["--model-learning-rates", "rnn=1"], "--model-learning-rates"),
     ],
 )
 def test_bad_flags_exit_with_a_message_naming_them(argv, message, capsys):
