@@ -307,6 +307,10 @@ _PANEL_NAMES = {
 def plot_gradient_norms(curves: dict, path: str, title: str | None = None) -> str:
     """Draws `||dL/dx_t||` against `t` on a log scale, one line per curve.
 
+    Left panel: the norms as measured. Right panel: each curve divided by its
+    value at the last step, i.e. the fraction of the gradient at the last input
+    that survives the way back to step `t` (independent of the loss' scale).
+
     Args:
         curves: `{label: norms}` with `norms` from `gradient_norms`.
         path: Where to write the image.
@@ -327,21 +331,31 @@ def plot_gradient_norms(curves: dict, path: str, title: str | None = None) -> st
 
     if not curves:
         raise ValueError("`curves` must hold at least one {label: norms} entry.")
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
+    arrays = {}
     for label, norms in curves.items():
-        norms = np.asarray(norms, dtype="float64")
-        if norms.ndim != 1:
+        arrays[label] = np.asarray(norms, dtype="float64")
+        if arrays[label].ndim != 1:
             raise ValueError(
                 f"`curves[{label!r}]` must be 1-D (timesteps,). "
-                f"Received: shape {norms.shape}"
+                f"Received: shape {arrays[label].shape}"
             )
-        ax.semilogy(np.arange(len(norms)), np.maximum(norms, 1e-30), label=label)
-    ax.set_xlabel("timestep t (the loss is computed after the last step)")
-    ax.set_ylabel("||dL/dx_t||")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    measured, relative = fig.subplots(1, 2)
+    for label, norms in arrays.items():
+        steps = np.arange(len(norms))
+        style = "--" if "init" in label else "-"
+        line = measured.semilogy(steps, np.maximum(norms, 1e-30), style, label=label)
+        ratio = norms / norms[-1] if norms[-1] > 0 else np.full_like(norms, np.nan)
+        relative.semilogy(
+            steps, np.maximum(ratio, 1e-30), style, color=line[0].get_color()
+        )
+    measured.set_ylabel("||dL/dx_t||")
+    relative.set_ylabel("||dL/dx_t|| / ||dL/dx_T||")
+    for ax in (measured, relative):
+        ax.set_xlabel("input step t (the loss is computed after the last step T)")
+        ax.grid(True, which="both", alpha=0.3)
+    measured.legend(fontsize="small")
     if title:
-        ax.set_title(title)
-    fig.savefig(path, dpi=100)
+        fig.suptitle(title)
+    fig.savefig(path, dpi=90)
     return path
