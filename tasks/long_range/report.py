@@ -67,7 +67,13 @@ def plot_curves(results: list[dict], config, path: Path) -> Path:
     for ax, length in zip(axes, lengths):
         for r in (r for r in results if r["length"] == length):
             steps = config.steps_per_epoch * np.arange(1, len(r["val_mse"]) + 1)
-            ax.semilogy(steps, r["val_mse"], marker=".", label=LABELS[r["model"]])
+            builtin = r["model"].startswith("keras_")  # drawn over ours, dashed
+            ax.semilogy(
+                steps,
+                r["val_mse"],
+                "x--" if builtin else ".-",
+                label=LABELS[r["model"]],
+            )
         ax.axhline(CONSTANT_GUESS_MSE, color="gray", ls="--", lw=1)
         ax.axhline(config.solved_mse, color="gray", ls=":", lw=1)
         ax.set_title(f"T = {length}")
@@ -85,8 +91,12 @@ def plot_gradient_flow(results: list[dict], length: int, out_dir: Path) -> Path 
     for r in results:
         if r["length"] == length and r["model"] in ("simple_rnn", "lstm"):
             label = LABELS[r["model"]]
-            curves[f"{label}, initialisation"] = r["gradient_norms_init"]
+            init = "chrono " if r.get("init") == "chrono" else ""
+            curves[f"{label}, {init}initialisation"] = r["gradient_norms_init"]
             curves[f"{label}, trained"] = r["gradient_norms_trained"]
+            if "gradient_norms_keras_init" in r:
+                keras_init = r["gradient_norms_keras_init"]
+                curves[f"{label}, Keras default initialisation"] = keras_init
     if not curves:
         return None
     path = Path(out_dir) / f"gradient_flow_T{length}.png"

@@ -252,6 +252,7 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
         "units": matched_units(name, config.units),
         "parameters": model.count_params(),
         "learning_rate": config.learning_rate_for(name),
+        "init": "keras" if name == "simple_rnn" else config.init,
         "test_mse": common.evaluate(model, test)["loss"],
         "steps_to_solve": None
         if first is None
@@ -275,6 +276,15 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
     return result
 
 
+def keras_init_norms(config: LongRangeConfig, length: int, data: dict) -> list:
+    """||dL/dx_t|| of our LSTM with the Keras default initializers (untrained),
+    to set beside the chrono-initialised one in the gradient-flow plot."""
+    common.seed_everything(config.seed)
+    model = build_model(dataclasses.replace(config, init="keras"), "lstm", length)
+    probe = data["test"][0][:100], data["test"][1][:100]
+    return keras_lstm.gradient_norms(model, *probe).tolist()
+
+
 def run_grid(config: LongRangeConfig, run) -> list[dict]:
     results = []
     for length in config.length_list():
@@ -283,6 +293,10 @@ def run_grid(config: LongRangeConfig, run) -> list[dict]:
             print(f"\n=== T={length} {name}", flush=True)
             results.append(train_one(config, run, name, length, data))
             print(report.summary_line(results[-1], config.solved_mse), flush=True)
+            if name == "lstm" and length == config.gradient_length:
+                if config.init == "chrono":
+                    norms = keras_init_norms(config, length, data)
+                    results[-1]["gradient_norms_keras_init"] = norms
     return results
 
 

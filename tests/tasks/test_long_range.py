@@ -229,6 +229,7 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     for r in results:
         assert np.isfinite(r["test_mse"]) and r["steps_run"] in (2, 4)
         assert len(r["gradient_norms_init"]) == 12
+    assert len(results[0]["gradient_norms_keras_init"]) == 12  # lstm at T=12
     table = (run / "results.md").read_text()
     assert "| our LSTM (32, 4513) |" in table and "SimpleRNN (65, 4486)" in table
     assert "run folder:" in capsys.readouterr().out
