@@ -34,9 +34,11 @@ def summary_line(result: dict, threshold: float) -> str:
     )
 
 
-def results_table(results: list[dict], threshold: float, budget: int) -> str:
+def results_table(results: list[dict], config) -> str:
     """Markdown: one row per model, one column per T; each cell holds the test
-    MSE and the training steps until the validation MSE fell below `threshold`."""
+    MSE and the training steps until the validation MSE fell below
+    `config.solved_mse`."""
+    budget = config.epochs * config.steps_per_epoch
     lengths = sorted({r["length"] for r in results})
     models = list(dict.fromkeys(r["model"] for r in results))
     cells = {(r["model"], r["length"]): r for r in results}
@@ -52,9 +54,10 @@ def results_table(results: list[dict], threshold: float, budget: int) -> str:
             )
         lines.append("| " + " | ".join(row) + " |")
     lines.append(
-        f"\nTest MSE (2000 fresh sequences; guessing the mean scores "
-        f"{CONSTANT_GUESS_MSE:.3f}) · training steps until the validation MSE "
-        f"< {threshold}, checked every validation; budget {budget} steps."
+        f"\nTest MSE ({config.test_size} unseen sequences; guessing the mean "
+        f"scores {CONSTANT_GUESS_MSE:.3f}) · training steps (batches of "
+        f"{config.batch_size}) until the validation MSE < {config.solved_mse}, "
+        f"checked every {config.steps_per_epoch} steps; budget {budget} steps."
     )
     return "\n".join(lines)
 

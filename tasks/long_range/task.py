@@ -312,9 +312,7 @@ def write_report(config: LongRangeConfig, run, results: list[dict], seconds: flo
         "device": common.accelerator(),
     }
     common.save_metrics(run, metrics)
-    table = report.results_table(
-        results, config.solved_mse, config.epochs * config.steps_per_epoch
-    )
+    table = report.results_table(results, config)
     (run.path / "results.md").write_text(table + "\n")
     report.plot_curves(results, config, run.path / "val_mse.png")
     if config.gradient_length:
