@@ -57,19 +57,21 @@ class SentimentConfig(TrainConfig):
         super().validate()
         for name in ("max_tokens", "min_count", "embedding_dim", "units", "layers"):
             if getattr(self, name) < 1:
-                raise ValueError(
+                raise common.ConfigError(
                     f"--{name.replace('_', '-')}={getattr(self, name)!r}: "
                     "must be a positive integer"
                 )
         if self.max_tokens < 3:
-            raise ValueError(f"--max-tokens={self.max_tokens}: must be at least 3")
+            raise common.ConfigError(
+                f"--max-tokens={self.max_tokens}: must be at least 3"
+            )
         if not 95 <= self.length_percentile <= 100:
-            raise ValueError(
+            raise common.ConfigError(
                 f"--length-percentile={self.length_percentile}: must be in [95, 100]"
                 " (reviews are kept whole, not truncated short)"
             )
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout={self.dropout}: must be in [0, 1)")
+            raise common.ConfigError(f"--dropout={self.dropout}: must be in [0, 1)")
 
 
 # Data -------------------------------------------------------------------------
@@ -263,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = common.parse(SentimentConfig, argv, description=__doc__)
     try:
         _, run, metrics = train(config)
-    except (ValueError, BundledDataError) as error:
+    except (common.ConfigError, BundledDataError) as error:
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")
     print(
