@@ -57,8 +57,8 @@ def test_vocabulary_comes_from_the_training_split_only():
     vocabulary = text.build_vocabulary(["b a b", "c b"], max_tokens=10)
     assert vocabulary == ["", "[UNK]", "b", "a", "c"]
     assert text.build_vocabulary(["b a b", "c b"], max_tokens=3) == ["", "[UNK]", "b"]
-    ids = text.encode(["a z b", ""], vocabulary, length=4)
-    assert ids.tolist() == [[3, 1, 2, 0], [0, 0, 0, 0]]
+    ids = text.encode(["a z b", "", "b b b b b"], vocabulary, length=4)
+    assert ids.tolist() == [[3, 1, 2, 0], [1, 0, 0, 0], [2, 2, 2, 2]]
 
     splits = data.load_rotten_tomatoes()
     prepared = sentiment.load_data(tiny_config(Path("/tmp"), max_tokens=10**6))
@@ -253,3 +253,16 @@ def test_imdb_uses_the_real_tfds_loader_offline(tmp_path):
             tiny_config(tmp_path, dataset="imdb", epochs=1, steps_per_epoch=2)
         )
     assert metrics["rows"] == {"train": 36, "validation": 4, "test": 40}
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_padding_never_reaches_the_prediction(tmp_path, pooling):
+    """Masking end to end: the same review padded to 10 or 30 tokens agrees."""
+    config = tiny_config(tmp_path, pooling=pooling, layers=2)
+    short = sentiment.build_model(config, 50, 10)
+    long = sentiment.build_model(config, 50, 30)
+    long.set_weights(short.get_weights())
+    review = np.array([[5, 6, 7, 8, 1, 9]])
+    padded = [np.pad(review, ((0, 0), (0, n - 6))) for n in (10, 30)]
+    a, b = short.predict(padded[0], verbose=0), long.predict(padded[1], verbose=0)
+    np.testing.assert_allclose(a, b, atol=1e-6)
