@@ -137,7 +137,28 @@ def test_tiny_run_learns_and_writes_every_artifact(tmp_path):
     assert report["keras_reload_max_abs_diff"] <= 1e-5
     if keras.backend.backend() == "tensorflow":
         assert report["saved_model_max_abs_diff"] <= 1e-5
-        assert (export / "saved_model" / "saved_model.pb").is_file()
+        served = serve_in_fresh_process(export / "saved_model", ["", "Superb!"])
+        vocabulary = json.loads((export / "vocabulary.json").read_text())
+        ids = text.encode(["", "Superb!"], vocabulary, metrics["length_cap"])
+        expected = model.predict(ids, verbose=0).reshape(-1)
+        np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def serve_in_fresh_process(path, texts):
+    """Raw strings through the SavedModel, in a process without keras_lstm."""
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        f"model = tf.saved_model.load({str(path)!r})\n"
+        "assert 'keras_lstm' not in sys.modules and 'tasks' not in sys.modules\n"
+        f"out = model.signatures['serving_default'](text=tf.constant({texts!r}))\n"
+        "print(json.dumps(out['positive_probability'].numpy().tolist()))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 class Killed(Exception):
