@@ -32,6 +32,9 @@ import keras_lstm
 # Input weight of the extra "reset" feature on the i and f gates (see
 # `fused_loop`): sigmoid(-1e30) is exactly 0 in float32, in TF and in LiteRT.
 _RESET_WEIGHT = -1e30
+# Whether `fused_loop` runs that reset step (switched off only by a test showing
+# that without it the fused op carries state from one invocation to the next).
+_RESET_STEP = True
 
 
 def _is(activation, name: str) -> bool:
@@ -118,9 +121,10 @@ def fused_loop(layer, sequences, initial_state, mask):
     batch, steps, features = sequences.shape
     units = cell.units
     kernel = tf.convert_to_tensor(cell.kernel)
-    reset_row = np.zeros((1, 4 * units), np.float32)
-    reset_row[0, : 2 * units] = _RESET_WEIGHT
-    kernel = tf.concat([kernel, tf.constant(reset_row)], axis=0)
+    if _RESET_STEP:
+        reset_row = np.zeros((1, 4 * units), np.float32)
+        reset_row[0, : 2 * units] = _RESET_WEIGHT
+        kernel = tf.concat([kernel, tf.constant(reset_row)], axis=0)
     recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
     if cell.use_bias:
         bias = tf.convert_to_tensor(cell.bias)
@@ -137,16 +141,19 @@ def fused_loop(layer, sequences, initial_state, mask):
             x = tf.reverse(x, axis=[1])
         else:
             x = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)
-    flag = tf.concat(
-        [tf.ones((batch, 1, 1), x.dtype), tf.zeros((batch, steps, 1), x.dtype)], 1
-    )
-    x = tf.concat([tf.zeros((batch, 1, features), x.dtype), x], axis=1)
-    x = tf.concat([x, flag], axis=2)
+    if _RESET_STEP:
+        flag = tf.concat(
+            [tf.ones((batch, 1, 1), x.dtype), tf.zeros((batch, steps, 1), x.dtype)],
+            axis=1,
+        )
+        x = tf.concat([tf.zeros((batch, 1, features), x.dtype), x], axis=1)
+        x = tf.concat([x, flag], axis=2)
     zeros = tf.zeros((batch, units), tf.float32)
     _, full, _, _, _ = _fused_lstm_function()(
         x, zeros, zeros, kernel, recurrent_kernel, bias
     )
-    full = full[:, 1:]
+    if _RESET_STEP:
+        full = full[:, 1:]
 
     if lengths is None:
         outputs = full

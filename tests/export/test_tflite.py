@@ -9,6 +9,7 @@ import pytest
 
 import keras_lstm
 from keras_lstm import export
+from keras_lstm.export import _lowering
 from tests.export import helpers as h
 
 FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
@@ -142,3 +143,23 @@ def test_one_step_generator_with_state_inputs(tmp_path):
     report, _ = export_and_check(model, tmp_path / "step.tflite", rows)
     (reason,) = report["layers"].values()
     assert "return_state" in reason
+
+
+@pytest.mark.parametrize("reset_step", [True, False])
+def test_fused_model_is_stateless_across_invocations(reset_step, tmp_path, monkeypatch):
+    """TFLite keeps the fused op's h and c in variable tensors between calls; the
+    export's reset step makes every call start from zeros. Without it, the second
+    call starts from the first call's final state (this is what the step fixes)."""
+    monkeypatch.setattr(_lowering, "_RESET_STEP", reset_step)
+    model = h.text_model(lstm_last)
+    path = tmp_path / "m.tflite"
+    export.export_tflite(model, path, max_length=h.STEPS, verify=False)
+    ids, _ = h.right_padded_ids(2, h.STEPS, seed=8)  # lengths STEPS and 1
+    first, second = h.litert_outputs(path, {"ids": ids})[0]  # two calls, batch 1
+    want = h.keras_out(model, ids)[0]
+    assert np.abs(first - want[0]).max() <= h.ATOL
+    second_diff = np.abs(second - want[1]).max()
+    if reset_step:
+        assert second_diff <= h.ATOL
+    else:
+        assert second_diff > 1e-3
