@@ -16,7 +16,7 @@ when the model masks) and compared with the Keras model; the result goes to
 The `.tflite` uses builtin ops only (no Flex / Select TF ops), so it runs in the
 standalone LiteRT interpreter. Each `keras_lstm.LSTM` becomes one fused
 `UNIDIRECTIONAL_SEQUENCE_LSTM` op when it can (see `export_tflite`); the other
-recurrent layers run as builtin ops unrolled over `max_length` steps.
+recurrent layers run as builtin ops in a TFLite WHILE loop.
 """
 
 from __future__ import annotations
@@ -220,11 +220,12 @@ def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
     }
 
 
-def _finish(tmp, path, report, atol):
-    worst = max((c["max_abs_diff"] for c in report["cases"]), default=0.0)
+def _finish(tmp, path, report, atol, verify):
+    worst = max((c["max_abs_diff"] for c in report["cases"]), default=None)
     report["max_abs_diff"] = worst
-    report["passed"] = worst <= atol
-    if not report["passed"]:
+    report["verified"] = verify
+    report["passed"] = None if not verify else worst <= atol
+    if report["passed"] is False:
         _files.remove(tmp)
         detail = "; ".join(
             f"{c['case']}: {c['max_abs_diff']:.3g}" for c in report["cases"]
@@ -281,7 +282,7 @@ def export_saved_model(
 
     Returns:
         The report (also written to `<path>.json`): inputs, per-case and overall
-        `max_abs_diff`, `passed`, versions.
+        `max_abs_diff`, `passed` (None with `verify=False`), versions.
 
     Raises:
         ValueError: The model is not built, or an argument is invalid.
@@ -319,9 +320,9 @@ def export_saved_model(
                 cases += _verify.random_cases(
                     model, specs, _verify.ROWS, 12, "any", seed
                 )
-                # A second batch size and length: the signature's shapes are dynamic.
+                # A second batch size (and length, if variable).
                 cases += [
-                    (f"{name} (1 row, 5 steps)", arrays)
+                    (f"{name}, 1 row", arrays)
                     for name, arrays in _verify.random_cases(
                         model, specs, 1, 5, "right", seed + 1
                     )[:1]
@@ -343,15 +344,13 @@ def export_saved_model(
     except BaseException:
         _files.remove(tmp)
         raise
-    return _finish(tmp, path, report, atol)
+    return _finish(tmp, path, report, atol, verify)
 
 
 # -------------------------------------------------------------------- TFLite
 
 
-def _interpreter(
-    model_content: bytes, delegates: bool = True, num_threads: int | None = None
-):
+def _interpreter(model_content: bytes, num_threads: int | None = None):
     """LiteRT's standalone interpreter (`ai-edge-litert`), else TF's."""
     try:
         from ai_edge_litert import interpreter as litert
@@ -360,23 +359,22 @@ def _interpreter(
     except ImportError:  # pragma: no cover - the test extras install it
         litert = tf.lite
         runtime = "tf.lite"
-    kwargs = {"num_threads": num_threads}
-    if not delegates:
-        kwargs["experimental_op_resolver_type"] = (
-            litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        )
-    return litert.Interpreter(model_content=model_content, **kwargs), runtime
+    interpreter = litert.Interpreter(
+        model_content=model_content, num_threads=num_threads
+    )
+    return interpreter, runtime
 
 
 def tflite_op_names(tflite: bytes | str | pathlib.Path) -> list[str]:
-    """The op names of a `.tflite` model, one per op in graph order.
+    """The op names of a `.tflite` model, every subgraph (WHILE bodies too).
 
     Args:
         tflite: The model's bytes or a path to a `.tflite` file.
 
     Returns:
-        Op names such as `"UNIDIRECTIONAL_SEQUENCE_LSTM"` (Flex ops start with
-        `"Flex"`; delegates are not applied, so no `"DELEGATE"` entries).
+        One name per op, subgraph by subgraph in graph order: builtin names
+        such as `"UNIDIRECTIONAL_SEQUENCE_LSTM"`, custom ops by their custom
+        code (Flex ops start with `"Flex"`).
 
     Example:
 
@@ -385,10 +383,28 @@ def tflite_op_names(tflite: bytes | str | pathlib.Path) -> list[str]:
     ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM")  # one per fused LSTM
     ```
     """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
     if not isinstance(tflite, bytes):
         tflite = pathlib.Path(tflite).read_bytes()
-    interpreter, _ = _interpreter(tflite, delegates=False)
-    return [op["op_name"] for op in interpreter._get_ops_details()]
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    builtin = {
+        code: name
+        for name, code in vars(schema.BuiltinOperator).items()
+        if not name.startswith("_")
+    }
+    names = []
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            number = max(code.builtinCode, code.deprecatedBuiltinCode)
+            if number == schema.BuiltinOperator.CUSTOM and code.customCode:
+                custom = code.customCode
+                names.append(custom.decode() if isinstance(custom, bytes) else custom)
+            else:
+                names.append(builtin[number])
+    return names
 
 
 def tflite_runner(
@@ -417,7 +433,7 @@ def tflite_runner(
     return interpreter.get_signature_runner("serving_default")
 
 
-def _convert(model, preprocess, specs, fuse_lstm, padding):
+def _convert(model, preprocess, specs, fuse_lstm, padding, fallback):
     """Traces the model with builtin-only loops and converts it; returns the
     .tflite bytes and how each recurrent layer was lowered."""
     with tempfile.TemporaryDirectory(prefix="keras_lstm_export_") as folder:
@@ -432,7 +448,9 @@ def _convert(model, preprocess, specs, fuse_lstm, padding):
         serve = tf.function(
             _serving_fn(model, preprocess), input_signature=specs, autograph=False
         )
-        with _lowering.lowered(model, fuse_lstm=fuse_lstm, padding=padding) as plan:
+        with _lowering.lowered(
+            model, fuse_lstm=fuse_lstm, padding=padding, fallback=fallback
+        ) as plan:
             concrete = serve.get_concrete_function()
         tf.saved_model.save(
             module, str(saved), signatures={"serving_default": concrete}
@@ -461,6 +479,7 @@ def export_tflite(
     batch_size: int = 1,
     padding: str = "right",
     fuse_lstm: bool = True,
+    fallback: str = "while",
     input_signature: Sequence[tf.TensorSpec] | None = None,
     preprocess: Callable[..., Any] | None = None,
     verify_inputs: Sequence[np.ndarray] | None = None,
@@ -483,8 +502,9 @@ def export_tflite(
       Keras gives them, provided the padding is at the end of each row.
     * Everything else (GRU: TFLite has no fused GRU; LSTM with `return_state`,
       an `initial_state`, other activations, or masks with `padding="any"`):
-      builtin ops unrolled over the steps, with Keras' masking rules for any
-      mask (holes, left padding).
+      the cell's builtin ops in one WHILE loop (or unrolled over the steps with
+      `fallback="unroll"`), with Keras' masking rules for any mask (holes, left
+      padding).
 
     The model is stateless between invocations: no `reset_all_variables()`
     needed (see `_lowering.fused_loop`). Do not quantize the fused model with
@@ -496,8 +516,11 @@ def export_tflite(
         max_length: Steps of the time axis when the model's is variable.
         batch_size: Static batch size (default 1, as on a phone).
         padding: `"right"` (default; sequences are right-padded, fused LSTM for
-            masked layers) or `"any"` (any mask; masked layers run unrolled).
+            masked layers) or `"any"` (any mask; masked layers use `fallback`).
         fuse_lstm: Use the fused LSTM op where possible (default True).
+        fallback: How the other recurrent layers loop: `"while"` (default; one
+            TFLite WHILE op, size independent of `max_length`) or `"unroll"`
+            (every step written out; larger, slower to convert).
         input_signature: As in `export_saved_model`; shapes are made static.
         preprocess: As in `export_saved_model` (must convert with builtins).
         verify_inputs: Extra arrays to verify on, `batch_size` rows each.
@@ -532,11 +555,15 @@ def export_tflite(
     atol = _check_atol(atol)
     if padding not in ("right", "any"):
         raise ValueError(f"padding must be 'right' or 'any'; received {padding!r}.")
+    if fallback not in _lowering.FALLBACKS:
+        raise ValueError(
+            f"fallback must be 'while' or 'unroll'; received {fallback!r}."
+        )
     _check_tflite_layers(model)
     path = _files.check_target(path, overwrite)
     specs = _static_specs(_input_specs(model, input_signature), batch_size, max_length)
     given = _given_cases(verify_inputs, specs)
-    content, plan = _convert(model, preprocess, specs, fuse_lstm, padding)
+    content, plan = _convert(model, preprocess, specs, fuse_lstm, padding, fallback)
     ops = tflite_op_names(content)
     flex = sorted({op for op in ops if op.startswith("Flex") or op == "CUSTOM"})
     if flex:
@@ -560,7 +587,7 @@ def export_tflite(
     except BaseException:
         _files.remove(tmp)
         raise
-    return _finish(tmp, path, report, atol)
+    return _finish(tmp, path, report, atol, verify)
 
 
 def _verify_tflite(model, preprocess, specs, tmp, given, padding, seed) -> dict:
@@ -583,6 +610,11 @@ def _verify_tflite(model, preprocess, specs, tmp, given, padding, seed) -> dict:
     results = []
     first = None
     for name, arrays in cases:
+        if arrays[0].shape[0] % batch:
+            raise ValueError(
+                f"verify_inputs has {arrays[0].shape[0]} rows; the .tflite takes "
+                f"batches of exactly batch_size={batch} rows."
+            )
         got = []
         for start in range(0, arrays[0].shape[0], batch):
             chunk = {s.name: a[start : start + batch] for s, a in zip(specs, arrays)}

@@ -38,23 +38,22 @@ def lengths_for(rows: int, steps: int, rng) -> np.ndarray:
 
 
 def _padded(arrays, specs, pads, lengths, starts=None, holes=False):
-    """Pads each sequence input (rank >= 2, with a padding value) after its
-    row's length; `starts` left-pads instead, `holes` masks inner steps too."""
+    """Pads each sequence input (ids (batch, time) for Embedding(mask_zero),
+    features (batch, time, features) for Masking) after its row's length;
+    `starts` left-pads as well, `holes` masks one inner step too."""
     out = []
     for array, spec in zip(arrays, specs):
         kind = "int" if spec.dtype.is_integer else "float"
-        if kind not in pads or array.ndim < 2:
+        if kind not in pads or array.ndim < (2 if kind == "int" else 3):
             out.append(array)
             continue
         array = array.copy()
-        steps = array.shape[1]
         for row, length in enumerate(lengths):
             start = 0 if starts is None else starts[row]
             array[row, :start] = pads[kind]
             array[row, start + length :] = pads[kind]
             if holes and length > 2:
                 array[row, start + 1] = pads[kind]
-        del steps
         out.append(array)
     return out
 
@@ -69,6 +68,10 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
     """
     rng = np.random.default_rng(seed)
     vocabulary = _vocabulary(model)
+    for spec in specs:  # a static time axis wins over `steps`
+        if len(spec.shape) >= 2 and spec.shape[1] is not None:
+            steps = spec.shape[1]
+            break
 
     def draw():
         arrays = []
@@ -116,6 +119,8 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
 
 
 def flat_numpy(outputs) -> list[np.ndarray]:
+    """Outputs as a list of arrays. A dict (a signature's result, or a model's
+    named outputs) is ordered output_0, output_1, ..., else by key."""
     if isinstance(outputs, dict):
         outputs = [outputs[k] for k in sorted(outputs, key=_output_order)]
     return [
@@ -124,8 +129,12 @@ def flat_numpy(outputs) -> list[np.ndarray]:
 
 
 def _output_order(name: str):
-    tail = name.rsplit("_", 1)[-1]
-    return (0, int(tail)) if tail.isdigit() else (1, name)
+    prefix, _, number = name.rpartition("_")
+    return (
+        (0, int(number), "")
+        if prefix == "output" and number.isdigit()
+        else (1, 0, name)
+    )
 
 
 def max_abs_diff(actual: list, expected: list) -> float:

@@ -59,6 +59,7 @@ def test_stateful_layer_is_unsupported_for_tflite(tmp_path):
         ({"max_length": 4, "batch_size": 0}, "batch_size must be a positive int"),
         ({"max_length": 4, "padding": "left"}, "padding must be 'right' or 'any'"),
         ({"max_length": 4, "atol": 0}, "atol must be a positive number"),
+        ({"max_length": 4, "fallback": "scan"}, "fallback must be 'while' or 'unroll'"),
     ],
 )
 def test_bad_tflite_arguments(kwargs, match, tmp_path):

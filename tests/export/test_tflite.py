@@ -85,7 +85,8 @@ def test_masking_layer_and_static_shape_float_inputs(tmp_path):
     assert any(c["case"].startswith("right-padded") for c in report["cases"])
 
 
-def test_padding_any_handles_holes_and_left_padding(tmp_path):
+@pytest.mark.parametrize("fallback", ["while", "unroll"])
+def test_padding_any_handles_holes_and_left_padding(fallback, tmp_path):
     def body(x):
         x = keras_lstm.LSTM(5, return_sequences=True)(x)
         return keras.layers.Bidirectional(keras_lstm.GRU(3))(x)
@@ -95,9 +96,15 @@ def test_padding_any_handles_holes_and_left_padding(tmp_path):
     ids[0, 2] = 0  # a hole
     ids[3] = np.roll(ids[3], 3)  # left padding
     report, ops = export_and_check(
-        model, tmp_path / "m.tflite", {"ids": ids}, max_length=h.STEPS, padding="any"
+        model,
+        tmp_path / "m.tflite",
+        {"ids": ids},
+        max_length=h.STEPS,
+        padding="any",
+        fallback=fallback,
     )
     assert FUSED not in ops
+    assert ("WHILE" in ops) == (fallback == "while")
     assert "left padding and holes" in [c["case"] for c in report["cases"]]
 
 
@@ -119,8 +126,8 @@ def test_fuse_lstm_false_unrolls_with_builtins(tmp_path):
     report, ops = export_and_check(
         model, tmp_path / "m.tflite", {"ids": ids}, max_length=h.STEPS, fuse_lstm=False
     )
-    assert FUSED not in ops
-    assert list(report["layers"].values()) == ["builtin steps (fuse_lstm=False)"]
+    assert FUSED not in ops and "WHILE" in ops
+    assert list(report["layers"].values()) == ["builtin WHILE loop (fuse_lstm=False)"]
 
 
 def test_one_step_generator_with_state_inputs(tmp_path):
@@ -163,3 +170,37 @@ def test_fused_model_is_stateless_across_invocations(reset_step, tmp_path, monke
         assert second_diff <= h.ATOL
     else:
         assert second_diff > 1e-3
+
+
+def test_keras_own_lstm_export_needs_flex_ops(tmp_path):
+    """The baseline of the README table: Keras' own `model.export(format=
+    "litert")` of `keras.layers.LSTM` needs Flex ops, which the standalone LiteRT
+    interpreter lacks. If a Keras release fixes this, update the README."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = keras.Input((h.STEPS, 3), batch_size=1)
+    model = keras.Model(x, keras.layers.LSTM(4)(x))
+    path = tmp_path / "keras.tflite"
+    model.export(str(path), format="litert", verbose=False)
+    assert "FlexTensorListReserve" in export.tflite_op_names(path)
+    with pytest.raises(Exception, match="Flex"):
+        Interpreter(model_path=str(path)).allocate_tensors()
+
+
+def test_composite_function_body_equals_the_layer():
+    """The fused function's TF body (what runs if the converter ever stops fusing
+    it) computes our LSTM: same sequence and final states as the layer."""
+    import tensorflow as tf
+
+    layer = keras_lstm.LSTM(5, return_sequences=True, return_state=True)
+    x = np.random.default_rng(0).standard_normal((2, 7, 3)).astype("float32")
+    layer.build(x.shape)
+    h.randomize(layer)
+    zeros = tf.zeros((2, 5))
+    cell = layer.cell
+    last, sequence, h_t, c_t, _ = _lowering._fused_lstm_function()(
+        tf.constant(x), zeros, zeros, cell.kernel, cell.recurrent_kernel, cell.bias
+    )
+    want = h.keras_out(layer, x)
+    assert h.max_diff([sequence.numpy(), h_t.numpy(), c_t.numpy()], want) <= h.ATOL
+    assert h.max_diff([last.numpy()], [want[1]]) <= h.ATOL
