@@ -76,8 +76,8 @@ def _fused_lstm_function():
 
     Its body (used by TensorFlow, and kept if the converter cannot fuse) is the
     LSTM, gate order i, f, c, o, tanh and sigmoid, as a builtin-only
-    `tf.while_loop` like `while_loop`'s (a Python loop made tracing and
-    conversion slow for long sequences: 8 s instead of 2.5 s at T = 200).
+    `tf.while_loop` like `while_loop`'s (with a Python loop, tracing made the
+    export slow for long sequences: 8 s instead of 1 s at T = 200).
     """
 
     def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
