@@ -452,6 +452,12 @@ def _convert(model, preprocess, specs, fuse_lstm, padding, fallback):
             model, fuse_lstm=fuse_lstm, padding=padding, fallback=fallback
         ) as plan:
             concrete = serve.get_concrete_function()
+        if _lowering.our_rnn_layers(model) and not plan:
+            raise RuntimeError(
+                "None of the model's keras_lstm layers went through "
+                "`inner_loop` while tracing, so none was lowered to builtin ops; "
+                "keras_lstm.export relies on keras.layers.RNN.call calling it."
+            )
         tf.saved_model.save(
             module, str(saved), signatures={"serving_default": concrete}
         )

@@ -34,6 +34,12 @@ def lstm_return_state(x):
     return keras_lstm.LSTM(4, return_sequences=True, return_state=True)(x)
 
 
+def lstm_then_gru(x):
+    # The fused LSTM's right-padding fix-up feeds a masked GRU WHILE loop.
+    x = keras_lstm.LSTM(5, return_sequences=True)(x)
+    return keras_lstm.GRU(3)(x)
+
+
 # name: (model body, fused LSTM ops expected)
 CONFIGS = {
     "lstm_last_output": (lstm_last, 1),
@@ -42,6 +48,7 @@ CONFIGS = {
     "bidirectional_stacked": (h.bidirectional_stack, 5),
     "gru_bidirectional_go_backwards": (h.gru_stack, 0),
     "lstm_return_state": (lstm_return_state, 0),
+    "lstm_then_gru": (lstm_then_gru, 1),
 }
 
 
