@@ -137,6 +137,9 @@ def test_tiny_run_learns_and_writes_every_artifact(tmp_path):
     assert report["keras_reload_max_abs_diff"] <= 1e-5
     if keras.backend.backend() == "tensorflow":
         assert report["saved_model_max_abs_diff"] <= 1e-5
+        assert report["saved_model_vs_python_tokenizer_max_abs_diff"] <= 1e-5
+        assert report["tflite_max_abs_diff"] <= 1e-5
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in report["tflite_ops"]
         served = serve_in_fresh_process(export / "saved_model", ["", "Superb!"])
         vocabulary = json.loads((export / "vocabulary.json").read_text())
         ids = text.encode(["", "Superb!"], vocabulary, metrics["length_cap"])
@@ -151,7 +154,7 @@ def serve_in_fresh_process(path, texts):
         f"model = tf.saved_model.load({str(path)!r})\n"
         "assert 'keras_lstm' not in sys.modules and 'tasks' not in sys.modules\n"
         f"out = model.signatures['serving_default'](text=tf.constant({texts!r}))\n"
-        "print(json.dumps(out['positive_probability'].numpy().tolist()))\n"
+        "print(json.dumps(out['output_0'].numpy().reshape(-1).tolist()))\n"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
