@@ -1,6 +1,12 @@
 """Shared pieces of every task: config -> flags, run folders, training, plots."""
 
-from tasks.common.config import TrainConfig, add_options, option, parse
+from tasks.common.config import (
+    ConfigError,
+    TrainConfig,
+    add_options,
+    option,
+    parse,
+)
 from tasks.common.data import ArrayBatches
 from tasks.common.plots import plot_history, read_history
 from tasks.common.runs import RunFolder, atomic_path, write_json
@@ -19,6 +25,7 @@ from tasks.common.training import (
 )
 
 __all__ = [
+    "ConfigError",
     "ArrayBatches",
     "RunFolder",
     "TrainConfig",

@@ -17,6 +17,10 @@ from typing import Any, Sequence, TypeVar
 Config = TypeVar("Config")
 
 
+class ConfigError(ValueError):
+    """An option value that cannot work; the message names the flag."""
+
+
 def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
     """A dataclass field that becomes a `--flag` with this help text."""
     return dataclasses.field(
@@ -64,7 +68,7 @@ class TrainConfig:
     )
 
     def validate(self) -> None:
-        """Raises ValueError naming the first invalid option."""
+        """Raises ConfigError naming the first invalid option."""
         for name in ("epochs", "batch_size"):
             _positive(name, getattr(self, name))
         for name in ("patience", "steps_per_epoch", "cpu_replicas"):
@@ -81,7 +85,7 @@ class TrainConfig:
 
 
 def _fail(name: str, value: Any, why: str) -> None:
-    raise ValueError(f"--{name.replace('_', '-')}={value!r}: {why}")
+    raise ConfigError(f"--{name.replace('_', '-')}={value!r}: {why}")
 
 
 def _positive(name: str, value: int) -> None:

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from tasks.common.config import ConfigError
+
 
 class RunFolder:
     """Paths of one training run.
@@ -53,13 +55,13 @@ def find_run(runs_dir: str | os.PathLike, task: str, resume: str) -> RunFolder:
     if resume == "latest":
         candidates = sorted(p for p in (Path(runs_dir) / task).glob("*") if p.is_dir())
         if not candidates:
-            raise ValueError(
+            raise ConfigError(
                 f"--resume=latest: no run of {task!r} under {Path(runs_dir) / task}"
             )
         return RunFolder(candidates[-1])
     path = Path(resume)
     if not (path / "config.json").is_file():
-        raise ValueError(
+        raise ConfigError(
             f"--resume={resume!r}: not a run folder (no config.json there); "
             "pass a folder under runs/<task>/ or 'latest'"
         )

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import keras
+import numpy as np
 
 import keras_lstm
-from tasks.common.config import TrainConfig
+from tasks.common import multi_worker
+from tasks.common.config import ConfigError, TrainConfig
 from tasks.common.data import ArrayBatches, EpochOrder
 from tasks.common.plots import plot_history, read_history
 from tasks.common.runs import RunFolder, find_run, new_run, write_json
@@ -67,7 +69,7 @@ def strategy_for(config: TrainConfig) -> Any:
     if config.distribute == "none":
         return None
     if keras.backend.backend() != "tensorflow":
-        raise ValueError(
+        raise ConfigError(
             f"--distribute={config.distribute} uses tf.distribute and needs "
             f"KERAS_BACKEND=tensorflow (current backend: {keras.backend.backend()})"
         )
@@ -75,10 +77,11 @@ def strategy_for(config: TrainConfig) -> Any:
 
     if config.distribute == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError(
+            raise ConfigError(
                 "--distribute=multi_worker needs the TF_CONFIG environment "
                 "variable naming the cluster and this worker's index"
             )
+        multi_worker.patch_keras()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if config.cpu_replicas:
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -87,7 +90,7 @@ def strategy_for(config: TrainConfig) -> Any:
                 cpu, [tf.config.LogicalDeviceConfiguration()] * config.cpu_replicas
             )
         except RuntimeError as error:
-            raise ValueError(
+            raise ConfigError(
                 "--cpu-replicas must be set before TensorFlow starts; "
                 f"build the strategy first ({error})"
             ) from None
@@ -144,6 +147,24 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                 self.best, self.best_epoch, self.wait = value, epoch, 0
 
 
+class ReseedEachEpoch(keras.callbacks.Callback):
+    """Puts every dropout seed generator at a state fixed by its seed and the epoch.
+
+    Weight backups do not hold seed-generator states, so without this a resumed
+    run would draw other dropout masks than the uninterrupted run.
+    """
+
+    STEPS_PER_EPOCH = 2**20  # room for this many random draws per epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for variable in self.model.variables:
+            if variable.path.endswith("seed_generator_state"):
+                seed = int(keras.ops.convert_to_numpy(variable.value)[0])
+                variable.assign(
+                    np.array([seed, epoch * self.STEPS_PER_EPOCH], dtype=variable.dtype)
+                )
+
+
 def _completed_epochs(run: RunFolder) -> int:
     """Epochs the backup holds (0 without a backup)."""
     metadata = run.backup / "training_metadata.json"
@@ -190,6 +211,7 @@ def fit(
         best = min(past_values) if mode == "min" else max(past_values)
     callbacks = [
         EpochOrder(train),
+        ReseedEachEpoch(),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.BackupAndRestore(str(run.backup)),
         keras.callbacks.CSVLogger(str(run.history), append=True),
@@ -207,6 +229,8 @@ def fit(
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.logs)))
+    if config.distribute == "multi_worker":
+        multi_worker.patch_model(model, train[0])
     verbose = config.verbose if config.verbose == "auto" else int(config.verbose)
     model.fit(
         train,
@@ -214,6 +238,8 @@ def fit(
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # ArrayBatches shuffles by (seed, epoch); Keras would
+        # reorder batches with Python's global RNG, which a resumed run lacks.
     )
     if run.checkpoint.exists():
         model.load_weights(str(run.checkpoint))
@@ -227,8 +253,6 @@ def replica_weight_spread(model: keras.Model) -> float:
     Under `tf.distribute.MirroredStrategy` each weight has one copy per replica;
     synchronous training keeps them identical.
     """
-    import numpy as np
-
     spread = 0.0
     for weight in model.weights:
         copies = getattr(weight.value, "values", None) or (weight.value,)

@@ -46,6 +46,12 @@ class SentimentConfig(TrainConfig):
     units: int = option(64, "recurrent units per direction")
     layers: int = option(1, "stacked recurrent layers")
     bidirectional: bool = option(True, "read each review in both directions")
+    pooling: str = option(
+        "mean",
+        "review vector: the last state, or the mean of the outputs over the "
+        "review's own (unmasked) steps",
+        choices=("last", "mean"),
+    )
     dropout: float = option(0.5, "dropout on word vectors and on the review vector")
     export_dir: str = option(
         "saved_models/sentiment", "where the trained model is exported; '' = skip"
@@ -57,19 +63,21 @@ class SentimentConfig(TrainConfig):
         super().validate()
         for name in ("max_tokens", "min_count", "embedding_dim", "units", "layers"):
             if getattr(self, name) < 1:
-                raise ValueError(
+                raise common.ConfigError(
                     f"--{name.replace('_', '-')}={getattr(self, name)!r}: "
                     "must be a positive integer"
                 )
         if self.max_tokens < 3:
-            raise ValueError(f"--max-tokens={self.max_tokens}: must be at least 3")
+            raise common.ConfigError(
+                f"--max-tokens={self.max_tokens}: must be at least 3"
+            )
         if not 95 <= self.length_percentile <= 100:
-            raise ValueError(
+            raise common.ConfigError(
                 f"--length-percentile={self.length_percentile}: must be in [95, 100]"
                 " (reviews are kept whole, not truncated short)"
             )
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout={self.dropout}: must be in [0, 1)")
+            raise common.ConfigError(f"--dropout={self.dropout}: must be in [0, 1)")
 
 
 # Data -------------------------------------------------------------------------
@@ -101,17 +109,26 @@ def load_data(config: SentimentConfig) -> Prepared:
 
 
 def build_model(config: SentimentConfig, vocabulary_size: int, length: int):
-    """Embedding(mask_zero) -> [Bidirectional] LSTM/GRU x layers -> Dense."""
+    """Embedding(mask_zero) -> [Bidirectional] LSTM/GRU x layers -> Dense.
+
+    With `--pooling mean` the last recurrent layer returns every step and a
+    masked average (padding excluded) feeds the classifier.
+    """
     inputs = keras.Input((length,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True)(
         inputs
     )
     x = keras.layers.Dropout(config.dropout)(x)
     for depth in range(config.layers):
+        last = depth == config.layers - 1
         layer = common.recurrent_layer(
-            config, config.units, return_sequences=depth < config.layers - 1
+            config,
+            config.units,
+            return_sequences=not last or config.pooling == "mean",
         )
         x = keras.layers.Bidirectional(layer)(x) if config.bidirectional else layer(x)
+    if config.pooling == "mean":
+        x = keras.layers.GlobalAveragePooling1D()(x)  # uses the mask
     x = keras.layers.Dropout(config.dropout)(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="sentiment")
@@ -263,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = common.parse(SentimentConfig, argv, description=__doc__)
     try:
         _, run, metrics = train(config)
-    except (ValueError, BundledDataError) as error:
+    except (common.ConfigError, BundledDataError) as error:
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")
     print(

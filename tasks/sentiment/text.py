@@ -8,7 +8,8 @@ exported SavedModel takes raw strings and repeats these exact steps with
 Tokens: lowercase the text; a token is a run of ASCII letters, digits and
 apostrophes, or any other single non-space character (punctuation, and each
 non-ASCII character on its own). Id 0 pads, id 1 is any word not in the
-vocabulary.
+vocabulary. A review with no tokens at all (an empty string) is read as one
+unknown word, so that every review has at least one unmasked step.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def encode(texts: Sequence[str], vocabulary: Sequence[str], length: int) -> np.n
     index = {token: i for i, token in enumerate(vocabulary)}
     ids = np.zeros((len(texts), length), dtype="int32")
     for row, text in enumerate(texts):
-        tokens = [index.get(token, 1) for token in tokenize(text)][:length]
+        tokens = [index.get(token, 1) for token in tokenize(text)][:length] or [1]
         ids[row, : len(tokens)] = tokens
     return ids
 
@@ -96,4 +97,8 @@ def tf_token_ids(texts, table, length: int):
     tokens = tf.strings.split(tf.strings.strip(spaced), sep=" ")
     tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
     ids = tf.ragged.map_flat_values(table.lookup, tokens)
-    return tf.cast(ids.to_tensor(default_value=0, shape=[None, length]), tf.int32)
+    ids = tf.cast(ids.to_tensor(default_value=0, shape=[None, length]), tf.int32)
+    # No tokens: one unknown word, as in `encode`.
+    first = tf.one_hot(0, length, dtype=tf.int32)[tf.newaxis, :]
+    empty = tf.reduce_all(ids == 0, axis=1, keepdims=True)
+    return tf.where(empty, first, ids)

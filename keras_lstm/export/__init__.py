@@ -1,0 +1,644 @@
+"""Export Keras models that use `keras_lstm` layers to SavedModel and TFLite.
+
+TensorFlow backend only; import it explicitly (`import keras_lstm` stays free of
+TensorFlow)::
+
+    from keras_lstm import export
+    export.export_saved_model(model, "saved_models/sentiment/serving")
+    export.export_tflite(model, "saved_models/sentiment/model.tflite", max_length=200)
+
+Every export is verified right after writing, before it replaces anything: the
+artifact is reloaded (`tf.saved_model.load`, or the LiteRT interpreter), run on
+fresh random inputs (full length, right-padded with lengths max, 1, 0 and random
+when the model masks) and compared with the Keras model; the result goes to
+`<path>.json`. Writes go to a temporary sibling first and are renamed into place.
+
+The `.tflite` uses builtin ops only (no Flex / Select TF ops), so it runs in the
+standalone LiteRT interpreter. Each `keras_lstm.LSTM` becomes one fused
+`UNIDIRECTIONAL_SEQUENCE_LSTM` op when it can (see `export_tflite`); the other
+recurrent layers run as builtin ops in a TFLite WHILE loop.
+"""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_lstm
+from keras_lstm.export import _files, _lowering, _verify
+
+__all__ = [
+    "ExportVerificationError",
+    "export_saved_model",
+    "export_tflite",
+    "tflite_op_names",
+    "tflite_runner",
+]
+
+FUSED_LSTM_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+
+
+class ExportVerificationError(RuntimeError):
+    """The reloaded export did not match the Keras model; nothing was replaced."""
+
+
+# --------------------------------------------------------------------- checks
+
+
+def _check_model(model) -> None:
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "keras_lstm.export needs the TensorFlow backend; got "
+            f"KERAS_BACKEND='{keras.backend.backend()}'."
+        )
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model; received {type(model)!r}.")
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built: call it on data or start it with "
+            "keras.Input(...) before exporting."
+        )
+
+
+def _check_tflite_layers(model) -> None:
+    """Recurrent layers that cannot become builtin TFLite ops."""
+    bad = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, (keras_lstm.LSTM, keras_lstm.GRU)):
+            if layer.stateful:
+                bad.append(f"'{layer.name}' (stateful=True: state lives in variables)")
+        elif isinstance(layer, keras.layers.RNN):
+            bad.append(
+                f"'{layer.name}' ({type(layer).__module__}.{type(layer).__name__}: "
+                "its while loop needs Flex ops; use keras_lstm.LSTM / keras_lstm.GRU, "
+                "same weights via set_weights)"
+            )
+    if bad:
+        raise ValueError(
+            "Cannot export to TFLite with builtin ops only; unsupported layer(s): "
+            + "; ".join(bad)
+        )
+
+
+def _check_atol(atol: float) -> float:
+    if not isinstance(atol, (int, float)) or not atol > 0:
+        raise ValueError(f"atol must be a positive number; received atol={atol!r}.")
+    return float(atol)
+
+
+def _input_specs(model, input_signature) -> list[tf.TensorSpec]:
+    """Named TensorSpecs of the exported function's inputs."""
+    if input_signature is not None:
+        if isinstance(input_signature, (tf.TensorSpec, keras.InputSpec)):
+            input_signature = [input_signature]
+        specs = []
+        for i, spec in enumerate(input_signature):
+            if isinstance(spec, keras.InputSpec):
+                spec = tf.TensorSpec(spec.shape, spec.dtype or "float32", spec.name)
+            if not isinstance(spec, tf.TensorSpec):
+                raise ValueError(
+                    "input_signature must be a list of tf.TensorSpec or "
+                    f"keras.InputSpec; item {i} is {spec!r}."
+                )
+            specs.append(spec)
+    else:
+        inputs = getattr(model, "inputs", None)
+        if not inputs:
+            raise ValueError(
+                f"Model '{model.name}' has no symbolic inputs (subclassed model?); "
+                "pass input_signature=[tf.TensorSpec(shape, dtype, name), ...]."
+            )
+        specs = [tf.TensorSpec(t.shape, t.dtype, t.name) for t in inputs]
+    named = []
+    for i, spec in enumerate(specs):
+        name = spec.name
+        if not name or name.startswith("keras_tensor") or not name.isidentifier():
+            name = "inputs" if len(specs) == 1 else f"inputs_{i}"
+        named.append(tf.TensorSpec(spec.shape, spec.dtype, name))
+    return named
+
+
+def _static_specs(specs, batch_size: int, max_length: int | None):
+    """TFLite needs static shapes: batch -> batch_size, time -> max_length."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+        raise ValueError(f"max_length must be a positive int; received {max_length!r}.")
+    out = []
+    for spec in specs:
+        shape = list(spec.shape)
+        if shape and shape[0] is None:
+            shape[0] = batch_size
+        if len(shape) >= 2:
+            if shape[1] is None:
+                if max_length is None:
+                    raise ValueError(
+                        f"Input '{spec.name}' has a variable time axis {spec.shape}; "
+                        "pass max_length=N (inputs are padded up to N steps)."
+                    )
+                shape[1] = max_length
+            elif max_length is not None and shape[1] != max_length:
+                raise ValueError(
+                    f"Input '{spec.name}' has {shape[1]} timesteps but "
+                    f"max_length={max_length}."
+                )
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"Input '{spec.name}' shape {spec.shape} has unknown dimensions "
+                "besides batch and time; give a static input_signature."
+            )
+        out.append(tf.TensorSpec(shape, spec.dtype, spec.name))
+    return out
+
+
+def _serving_fn(model, preprocess):
+    def serve(*args):
+        if preprocess is not None:
+            x = preprocess(*args)
+        else:
+            x = args[0] if len(args) == 1 else list(args)
+        outputs = model(x, training=False)
+        if isinstance(outputs, dict):
+            return dict(outputs)
+        return {f"output_{i}": t for i, t in enumerate(keras.tree.flatten(outputs))}
+
+    return serve
+
+
+def _archive(model, preprocess, specs, path) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    if isinstance(preprocess, tf.__internal__.tracking.Trackable):
+        # Held by a tf.Module so its lookup tables are saved too; tracking the
+        # layer directly fails for an adapted but unbuilt TextVectorization.
+        holder = tf.Module()
+        holder.preprocess = preprocess
+        archive.track(holder)
+    archive.add_endpoint("serve", _serving_fn(model, preprocess), specs)
+    archive.write_out(str(path), verbose=False)
+
+
+def _given_cases(verify_inputs, specs):
+    if verify_inputs is None:
+        return []
+    arrays = (
+        verify_inputs if isinstance(verify_inputs, (list, tuple)) else [verify_inputs]
+    )
+    if len(arrays) != len(specs):
+        raise ValueError(
+            f"verify_inputs has {len(arrays)} arrays; the signature has {len(specs)} "
+            f"inputs ({[s.name for s in specs]})."
+        )
+    return [("given verify_inputs", [np.asarray(a) for a in arrays])]
+
+
+def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
+    return {
+        "format": kind,
+        "path": str(path),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "keras_lstm": keras_lstm.__version__,
+        },
+        "inputs": [
+            {"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
+            for s in specs
+        ],
+        "atol": atol,
+        "seed": seed,
+    }
+
+
+def _finish(tmp, path, report, atol, verify):
+    worst = max((c["max_abs_diff"] for c in report["cases"]), default=None)
+    report["max_abs_diff"] = worst
+    report["verified"] = verify
+    report["passed"] = None if not verify else worst <= atol
+    if report["passed"] is False:
+        _files.remove(tmp)
+        detail = "; ".join(
+            f"{c['case']}: {c['max_abs_diff']:.3g}" for c in report["cases"]
+        )
+        raise ExportVerificationError(
+            f"{report['format']} export of '{path}' differs from the Keras model by "
+            f"{worst:.3g} > atol={atol:g} ({detail}). Nothing was written."
+        )
+    _files.install(tmp, path)
+    _files.write_json(_files.report_path(path), report)
+    return report
+
+
+# ---------------------------------------------------------------- SavedModel
+
+
+def export_saved_model(
+    model: keras.Model,
+    path: str | pathlib.Path,
+    *,
+    input_signature: Sequence[tf.TensorSpec] | None = None,
+    preprocess: Callable[..., Any] | None = None,
+    verify_inputs: Sequence[np.ndarray] | None = None,
+    overwrite: bool = False,
+    verify: bool = True,
+    atol: float = 1e-5,
+    seed: int = 0,
+) -> dict:
+    """Writes a TF SavedModel (for TF Serving) and checks it against Keras.
+
+    The SavedModel holds the model's variables and two signatures, `serve` and
+    `serving_default`, taking the named inputs of `input_signature` and returning
+    `{"output_0": ..., ...}` (or the model's own output dict). It loads with
+    `tf.saved_model.load` in a process that never imports keras or keras_lstm.
+    Masks (`Embedding(mask_zero=True)`, `Masking`) are part of the graph.
+
+    Args:
+        model: A built Keras model (TensorFlow backend) using any layers.
+        path: Folder to create; the report goes to `<path>.json`.
+        input_signature: `tf.TensorSpec`s of the serving inputs (their names
+            become the signature's argument names). Default: the model's
+            `Input`s, batch and time left variable.
+        preprocess: Optional function (or Keras layer) traced into the
+            signature before the model, mapping the serving inputs to the
+            model's input, e.g. a `TextVectorization` layer so the SavedModel
+            takes raw strings. Layers are tracked (their lookup tables saved).
+        verify_inputs: Arrays for the serving inputs to verify on as well; needed
+            when the inputs cannot be drawn at random (strings).
+        overwrite: Replace an existing `path`. Otherwise an existing path
+            raises `FileExistsError` and is left untouched.
+        verify: Reload and compare with Keras before installing (default).
+        atol: Largest allowed absolute difference (float32: 1e-5).
+        seed: Seed of the random verification inputs.
+
+    Returns:
+        The report (also written to `<path>.json`): inputs, per-case and overall
+        `max_abs_diff`, `passed` (None with `verify=False`), versions.
+
+    Raises:
+        ValueError: The model is not built, or an argument is invalid.
+        FileExistsError: `path` exists and `overwrite` is False.
+        ExportVerificationError: The reloaded SavedModel differs from Keras by
+            more than `atol`; nothing was written.
+
+    Example:
+
+    ```python
+    from keras_lstm import export
+    report = export.export_saved_model(model, "saved_models/demo/serving")
+    report["max_abs_diff"]  # e.g. 2.4e-07
+    # Elsewhere, without keras_lstm:
+    serve = tf.saved_model.load("saved_models/demo/serving").signatures[
+        "serving_default"]
+    serve(inputs=tf.constant(ids))["output_0"]
+    ```
+    """
+    _check_model(model)
+    atol = _check_atol(atol)
+    path = _files.check_target(path, overwrite)
+    specs = _input_specs(model, input_signature)
+    given = _given_cases(verify_inputs, specs)
+    tmp = _files.temp_sibling(path)
+    try:
+        _archive(model, preprocess, specs, tmp)
+        report = _meta("saved_model", path, specs, atol, seed)
+        report["signatures"] = ["serve", "serving_default"]
+        report["cases"] = []
+        if verify:
+            serve = tf.saved_model.load(str(tmp)).signatures["serving_default"]
+            cases = list(given)
+            if preprocess is None:
+                cases += _verify.random_cases(
+                    model, specs, _verify.ROWS, 12, "any", seed
+                )
+                # A second batch size (and length, if variable).
+                cases += [
+                    (f"{name}, 1 row", arrays)
+                    for name, arrays in _verify.random_cases(
+                        model, specs, 1, 5, "right", seed + 1
+                    )[:1]
+                ]
+            if not cases:
+                raise ValueError(
+                    "Nothing to verify on: with preprocess=..., pass "
+                    "verify_inputs=[...] (or verify=False)."
+                )
+            for name, arrays in cases:
+                kwargs = {
+                    s.name: tf.constant(a, s.dtype) for s, a in zip(specs, arrays)
+                }
+                got = _verify.flat_numpy(serve(**kwargs))
+                expected = _verify.keras_outputs(model, preprocess, arrays)
+                report["cases"].append(
+                    {"case": name, "max_abs_diff": _verify.max_abs_diff(got, expected)}
+                )
+    except BaseException:
+        _files.remove(tmp)
+        raise
+    return _finish(tmp, path, report, atol, verify)
+
+
+# -------------------------------------------------------------------- TFLite
+
+
+def _interpreter(model_content: bytes, num_threads: int | None = None):
+    """LiteRT's standalone interpreter (`ai-edge-litert`), else TF's."""
+    try:
+        from ai_edge_litert import interpreter as litert
+
+        runtime = "ai_edge_litert"
+    except ImportError:  # pragma: no cover - the test extras install it
+        litert = tf.lite
+        runtime = "tf.lite"
+    interpreter = litert.Interpreter(
+        model_content=model_content, num_threads=num_threads
+    )
+    return interpreter, runtime
+
+
+def tflite_op_names(tflite: bytes | str | pathlib.Path) -> list[str]:
+    """The op names of a `.tflite` model, every subgraph (WHILE bodies too).
+
+    Args:
+        tflite: The model's bytes or a path to a `.tflite` file.
+
+    Returns:
+        One name per op, subgraph by subgraph in graph order: builtin names
+        such as `"UNIDIRECTIONAL_SEQUENCE_LSTM"`, custom ops by their custom
+        code (Flex ops start with `"Flex"`).
+
+    Example:
+
+    ```python
+    ops = export.tflite_op_names("model.tflite")
+    ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM")  # one per fused LSTM
+    ```
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    if not isinstance(tflite, bytes):
+        tflite = pathlib.Path(tflite).read_bytes()
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    builtin = {
+        code: name
+        for name, code in vars(schema.BuiltinOperator).items()
+        if not name.startswith("_")
+    }
+    names = []
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            number = max(code.builtinCode, code.deprecatedBuiltinCode)
+            if number == schema.BuiltinOperator.CUSTOM and code.customCode:
+                custom = code.customCode
+                names.append(custom.decode() if isinstance(custom, bytes) else custom)
+            else:
+                names.append(builtin[number])
+    return names
+
+
+def tflite_runner(
+    tflite: bytes | str | pathlib.Path, num_threads: int | None = None
+) -> Callable[..., dict]:
+    """A function running the `.tflite` model's serving signature in LiteRT.
+
+    Args:
+        tflite: The model's bytes or a path to a `.tflite` file.
+        num_threads: Interpreter threads (default: LiteRT's choice).
+
+    Returns:
+        `run(**inputs) -> {"output_0": array, ...}`, inputs named as in the
+        export's input signature.
+
+    Example:
+
+    ```python
+    run = export.tflite_runner("model.tflite")
+    run(inputs=ids.astype("int32"))["output_0"]
+    ```
+    """
+    if not isinstance(tflite, bytes):
+        tflite = pathlib.Path(tflite).read_bytes()
+    interpreter, _ = _interpreter(tflite, num_threads=num_threads)
+    return interpreter.get_signature_runner("serving_default")
+
+
+def _convert(model, preprocess, specs, fuse_lstm, padding, fallback):
+    """Traces the model with builtin-only loops and converts it; returns the
+    .tflite bytes and how each recurrent layer was lowered."""
+    with tempfile.TemporaryDirectory(prefix="keras_lstm_export_") as folder:
+        saved = pathlib.Path(folder) / "saved_model"
+        # A bare module holding only the variables: tracking the Keras model
+        # itself would also save (and trace, with dynamic shapes) its own
+        # default serving function.
+        module = tf.Module()
+        module.keras_variables = [v.value for v in model.variables]
+        if isinstance(preprocess, keras.layers.Layer):
+            module.preprocess_variables = [v.value for v in preprocess.variables]
+        serve = tf.function(
+            _serving_fn(model, preprocess), input_signature=specs, autograph=False
+        )
+        with _lowering.lowered(
+            model, fuse_lstm=fuse_lstm, padding=padding, fallback=fallback
+        ) as plan:
+            concrete = serve.get_concrete_function()
+        if _lowering.our_rnn_layers(model) and not plan:
+            raise RuntimeError(
+                "None of the model's keras_lstm layers went through "
+                "`inner_loop` while tracing, so none was lowered to builtin ops; "
+                "keras_lstm.export relies on keras.layers.RNN.call calling it."
+            )
+        tf.saved_model.save(
+            module, str(saved), signatures={"serving_default": concrete}
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(saved), signature_keys=["serving_default"]
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            content = converter.convert()
+        except Exception as error:  # the converter raises ConverterError
+            lines = [line for line in str(error).splitlines() if "error" in line]
+            raise ValueError(
+                "TFLite conversion with builtin ops only failed (a layer needs "
+                "ops outside TFLite's builtins): "
+                + " | ".join(lines[-5:] or [str(error)])
+            ) from error
+    return content, dict(plan)
+
+
+def export_tflite(
+    model: keras.Model,
+    path: str | pathlib.Path,
+    *,
+    max_length: int | None = None,
+    batch_size: int = 1,
+    padding: str = "right",
+    fuse_lstm: bool = True,
+    fallback: str = "while",
+    input_signature: Sequence[tf.TensorSpec] | None = None,
+    preprocess: Callable[..., Any] | None = None,
+    verify_inputs: Sequence[np.ndarray] | None = None,
+    overwrite: bool = False,
+    verify: bool = True,
+    atol: float = 1e-5,
+    seed: int = 0,
+) -> dict:
+    """Writes a `.tflite` with builtin ops only and checks it in LiteRT.
+
+    Shapes are static: `batch_size` rows of up to `max_length` steps; shorter
+    sequences are padded (the mask comes from `Embedding(mask_zero=True)` or
+    `Masking`, as in Keras). How each of our recurrent layers is lowered
+    (recorded in the report under `"layers"`):
+
+    * `keras_lstm.LSTM` with tanh/sigmoid, no `return_state`, no
+      `initial_state`, unmasked or masked with `padding="right"`: one fused
+      `UNIDIRECTIONAL_SEQUENCE_LSTM` op (also inside `Bidirectional`, stacked,
+      with `return_sequences` and `go_backwards`). Masked steps get exactly what
+      Keras gives them, provided the padding is at the end of each row.
+    * Everything else (GRU: TFLite has no fused GRU; LSTM with `return_state`,
+      an `initial_state`, other activations, or masks with `padding="any"`):
+      the cell's builtin ops in one WHILE loop (or unrolled over the steps with
+      `fallback="unroll"`), with Keras' masking rules for any mask (holes, left
+      padding).
+
+    The model is stateless between invocations: no `reset_all_variables()`
+    needed (see `_lowering.fused_loop`). Do not quantize the fused model with
+    `Optimize.DEFAULT`: the reset trick stores -1e30 in the LSTM kernel.
+
+    Args:
+        model: A built Keras model (TensorFlow backend).
+        path: The `.tflite` file to write; the report goes to `<path>.json`.
+        max_length: Steps of the time axis when the model's is variable.
+        batch_size: Static batch size (default 1, as on a phone).
+        padding: `"right"` (default; sequences are right-padded, fused LSTM for
+            masked layers) or `"any"` (any mask; masked layers use `fallback`).
+        fuse_lstm: Use the fused LSTM op where possible (default True).
+        fallback: How the other recurrent layers loop: `"while"` (default; one
+            TFLite WHILE op, size independent of `max_length`) or `"unroll"`
+            (every step written out; larger, slower to convert).
+        input_signature: As in `export_saved_model`; shapes are made static.
+        preprocess: As in `export_saved_model` (must convert with builtins).
+        verify_inputs: Extra arrays to verify on, `batch_size` rows each.
+        overwrite: Replace an existing file (atomically).
+        verify: Run in LiteRT and compare with Keras before installing.
+        atol: Largest allowed absolute difference (float32: 1e-5).
+        seed: Seed of the random verification inputs.
+
+    Returns:
+        The report (also `<path>.json`): per-case and overall `max_abs_diff`,
+        `ops` (op counts), `fused_lstm_ops`, `layers`, `size_bytes`,
+        `runtime`.
+
+    Raises:
+        ValueError: Unbuilt model, a layer without a builtin lowering (e.g.
+            `keras.layers.LSTM`, whose while loop needs Flex ops), a variable
+            time axis without `max_length`, or a failed builtin-only conversion.
+        FileExistsError: `path` exists and `overwrite` is False.
+        ExportVerificationError: LiteRT's outputs differ from Keras' by more
+            than `atol`; nothing was written.
+
+    Example:
+
+    ```python
+    from keras_lstm import export
+    report = export.export_tflite(model, "saved_models/demo/model.tflite",
+                                  max_length=200)
+    report["fused_lstm_ops"], report["max_abs_diff"]  # e.g. (2, 3.6e-07)
+    ```
+    """
+    _check_model(model)
+    atol = _check_atol(atol)
+    if padding not in ("right", "any"):
+        raise ValueError(f"padding must be 'right' or 'any'; received {padding!r}.")
+    if fallback not in _lowering.FALLBACKS:
+        raise ValueError(
+            f"fallback must be 'while' or 'unroll'; received {fallback!r}."
+        )
+    _check_tflite_layers(model)
+    path = _files.check_target(path, overwrite)
+    specs = _static_specs(_input_specs(model, input_signature), batch_size, max_length)
+    given = _given_cases(verify_inputs, specs)
+    content, plan = _convert(model, preprocess, specs, fuse_lstm, padding, fallback)
+    ops = tflite_op_names(content)
+    flex = sorted({op for op in ops if op.startswith("Flex") or op == "CUSTOM"})
+    if flex:
+        raise ValueError(f"The converted model needs non-builtin ops {flex}.")
+    report = _meta("tflite", path, specs, atol, seed)
+    report.update(
+        size_bytes=len(content),
+        ops={op: ops.count(op) for op in sorted(set(ops))},
+        fused_lstm_ops=ops.count(FUSED_LSTM_OP),
+        layers=plan,
+        padding=padding,
+        cases=[],
+    )
+    tmp = _files.temp_sibling(path)
+    try:
+        tmp.write_bytes(content)
+        if verify:
+            report.update(
+                _verify_tflite(model, preprocess, specs, tmp, given, padding, seed)
+            )
+    except BaseException:
+        _files.remove(tmp)
+        raise
+    return _finish(tmp, path, report, atol, verify)
+
+
+def _verify_tflite(model, preprocess, specs, tmp, given, padding, seed) -> dict:
+    interpreter, runtime = _interpreter(tmp.read_bytes())
+    run = interpreter.get_signature_runner("serving_default")
+    batch, steps = specs[0].shape[0], None
+    for spec in specs:
+        if len(spec.shape) >= 2:
+            steps = spec.shape[1]
+            break
+    cases = list(given)
+    if preprocess is None:
+        rows = batch * -(-_verify.ROWS // batch)  # whole invocations
+        cases += _verify.random_cases(model, specs, rows, steps or 1, padding, seed)
+    elif not given:
+        raise ValueError(
+            "Nothing to verify on: with preprocess=..., pass verify_inputs=[...] "
+            "(or verify=False)."
+        )
+    results = []
+    first = None
+    for name, arrays in cases:
+        if arrays[0].shape[0] % batch:
+            raise ValueError(
+                f"verify_inputs has {arrays[0].shape[0]} rows; the .tflite takes "
+                f"batches of exactly batch_size={batch} rows."
+            )
+        got = []
+        for start in range(0, arrays[0].shape[0], batch):
+            chunk = {s.name: a[start : start + batch] for s, a in zip(specs, arrays)}
+            out = _verify.flat_numpy(run(**chunk))
+            first = first or (chunk, out)
+            got.append(out)
+        got = [np.concatenate(parts, axis=0) for parts in zip(*got)]
+        expected = _verify.keras_outputs(model, preprocess, arrays)
+        results.append(
+            {"case": name, "max_abs_diff": _verify.max_abs_diff(got, expected)}
+        )
+    # Stateless: the first invocation again gives the same outputs.
+    chunk, out = first
+    again = _verify.flat_numpy(run(**chunk))
+    results.append(
+        {
+            "case": "first invocation repeated",
+            "max_abs_diff": _verify.max_abs_diff(again, out),
+        }
+    )
+    return {"runtime": runtime, "cases": results}

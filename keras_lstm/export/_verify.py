@@ -1,0 +1,171 @@
+"""Fresh random inputs for a model, and the comparison with Keras."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+ROWS = 6  # rows per verification case
+
+
+def _mask_values(model) -> dict:
+    """How padding looks for this model: {"int": 0} for Embedding(mask_zero),
+    {"float": value} for a Masking layer."""
+    found = {}
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.Embedding) and layer.mask_zero:
+            found["int"] = 0
+        if isinstance(layer, keras.layers.Masking):
+            found["float"] = float(layer.mask_value)
+    return found
+
+
+def _vocabulary(model) -> int:
+    sizes = [
+        layer.input_dim
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, keras.layers.Embedding)
+    ]
+    return min(sizes) if sizes else 10
+
+
+def lengths_for(rows: int, steps: int, rng) -> np.ndarray:
+    """Row lengths covering the edges: full, one step, empty, then random."""
+    edges = [steps, 1, 0]
+    rest = rng.integers(1, steps + 1, size=max(rows - len(edges), 0))
+    return np.concatenate([edges, rest])[:rows].astype(np.int32)
+
+
+def _padded(arrays, specs, pads, lengths, starts=None, holes=False):
+    """Pads each sequence input (ids (batch, time) for Embedding(mask_zero),
+    features (batch, time, features) for Masking) after its row's length;
+    `starts` left-pads as well, `holes` masks one inner step too."""
+    out = []
+    for array, spec in zip(arrays, specs):
+        kind = "int" if spec.dtype.is_integer else "float"
+        if kind not in pads or array.ndim < (2 if kind == "int" else 3):
+            out.append(array)
+            continue
+        array = array.copy()
+        for row, length in enumerate(lengths):
+            start = 0 if starts is None else starts[row]
+            array[row, :start] = pads[kind]
+            array[row, start + length :] = pads[kind]
+            if holes and length > 2:
+                array[row, start + 1] = pads[kind]
+        out.append(array)
+    return out
+
+
+def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
+    """Named lists of input arrays matching `specs`: `rows` rows (whatever the
+    spec's batch size), `steps` where the time axis is None.
+
+    Always a full-length case; for a model that masks (Embedding(mask_zero) or
+    Masking), a right-padded case with lengths steps, 1, 0 and random ones;
+    with `padding="any"` also left padding and holes.
+    """
+    rng = np.random.default_rng(seed)
+    vocabulary = _vocabulary(model)
+    for spec in specs:  # a static time axis wins over `steps`
+        if len(spec.shape) >= 2 and spec.shape[1] is not None:
+            steps = spec.shape[1]
+            break
+
+    def draw():
+        arrays = []
+        for spec in specs:
+            shape = [rows, *spec.shape[1:]]
+            shape = [steps if d is None else d for d in shape]
+            if spec.dtype.is_integer:
+                low = 1 if vocabulary > 1 else 0
+                arrays.append(
+                    rng.integers(low, vocabulary, shape).astype(
+                        spec.dtype.as_numpy_dtype
+                    )
+                )
+            elif spec.dtype.is_floating:
+                arrays.append(
+                    (0.8 * rng.standard_normal(shape)).astype(spec.dtype.as_numpy_dtype)
+                )
+            else:
+                raise ValueError(
+                    f"Cannot draw random inputs of dtype {spec.dtype.name} for input "
+                    f"'{spec.name}'; pass verify_inputs=[...] (e.g. raw strings)."
+                )
+        return arrays
+
+    cases = [("random, full length", draw())]
+    pads = _mask_values(model)
+    if pads and any(len(s.shape) >= 2 and s.shape[1] in (None, steps) for s in specs):
+        lengths = lengths_for(rows, steps, rng)
+        cases.append(
+            (
+                f"right-padded, lengths {lengths.tolist()}",
+                _padded(draw(), specs, pads, lengths),
+            )
+        )
+        if padding == "any":
+            starts = rng.integers(0, steps // 2 + 1, size=rows)
+            lengths = np.minimum(lengths, steps - starts)
+            cases.append(
+                (
+                    "left padding and holes",
+                    _padded(draw(), specs, pads, lengths, starts=starts, holes=True),
+                )
+            )
+    return cases
+
+
+def flat_numpy(outputs) -> list[np.ndarray]:
+    """Outputs as a list of arrays. A dict (a signature's result, or a model's
+    named outputs) is ordered output_0, output_1, ..., else by key."""
+    if isinstance(outputs, dict):
+        outputs = [outputs[k] for k in sorted(outputs, key=_output_order)]
+    return [
+        np.asarray(keras.ops.convert_to_numpy(t)) for t in keras.tree.flatten(outputs)
+    ]
+
+
+def _output_order(name: str):
+    prefix, _, number = name.rpartition("_")
+    return (
+        (0, int(number), "")
+        if prefix == "output" and number.isdigit()
+        else (1, 0, name)
+    )
+
+
+def max_abs_diff(actual: list, expected: list) -> float:
+    """Largest |actual - expected| over all outputs.
+
+    inf on a shape mismatch or a NaN on one side only. NaN on both sides at the
+    same place counts as equal: the export reproduces Keras there (e.g. a masked
+    mean over a fully padded row is 0/0 in Keras too).
+    """
+    if len(actual) != len(expected):
+        return float("inf")
+    worst = 0.0
+    for a, e in zip(actual, expected):
+        a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        if a.shape != e.shape:
+            return float("inf")
+        if a.size:
+            a_nan, e_nan = np.isnan(a), np.isnan(e)
+            if (a_nan != e_nan).any():
+                return float("inf")
+            diff = np.abs(np.where(a_nan, 0.0, a) - np.where(e_nan, 0.0, e))
+            if np.isnan(diff).any():  # inf - inf
+                return float("inf")
+            worst = max(worst, float(diff.max()))
+    return worst
+
+
+def keras_outputs(model, preprocess, arrays) -> list[np.ndarray]:
+    """The Keras model's own outputs (the reference), eagerly."""
+    if preprocess is not None:
+        x = preprocess(*[tf.constant(a) for a in arrays])
+    else:
+        x = arrays[0] if len(arrays) == 1 else list(arrays)
+    return flat_numpy(model(x, training=False))

@@ -1,0 +1,213 @@
+"""TFLite export: builtin ops only, fused LSTM where possible, equal to Keras
+(right-padded variable lengths included), checked in LiteRT's own interpreter."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lstm
+from keras_lstm import export
+from keras_lstm.export import _lowering
+from tests.export import helpers as h
+
+FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+
+
+def lstm_last(x):
+    return keras.layers.Dense(1)(keras_lstm.LSTM(6)(x))
+
+
+def lstm_sequences(x):
+    # Masked steps repeat the previous output (zero_output_for_mask=False).
+    return keras_lstm.LSTM(4, return_sequences=True)(x)
+
+
+def lstm_backwards_zero_output(x):
+    return keras_lstm.LSTM(
+        4, go_backwards=True, return_sequences=True, zero_output_for_mask=True
+    )(x)
+
+
+def lstm_return_state(x):
+    return keras_lstm.LSTM(4, return_sequences=True, return_state=True)(x)
+
+
+def lstm_then_gru(x):
+    # The fused LSTM's right-padding fix-up feeds a masked GRU WHILE loop.
+    x = keras_lstm.LSTM(5, return_sequences=True)(x)
+    return keras_lstm.GRU(3)(x)
+
+
+# name: (model body, fused LSTM ops expected)
+CONFIGS = {
+    "lstm_last_output": (lstm_last, 1),
+    "lstm_sequences": (lstm_sequences, 1),
+    "lstm_go_backwards_zero_output": (lstm_backwards_zero_output, 1),
+    "bidirectional_stacked": (h.bidirectional_stack, 5),
+    "gru_bidirectional_go_backwards": (h.gru_stack, 0),
+    "lstm_return_state": (lstm_return_state, 0),
+    "lstm_then_gru": (lstm_then_gru, 1),
+}
+
+
+def export_and_check(model, path, rows, **kwargs):
+    report = export.export_tflite(model, path, **kwargs)
+    ops = export.tflite_op_names(path)
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    assert report["passed"] and report["max_abs_diff"] <= h.ATOL
+    assert json.loads((path.parent / (path.name + ".json")).read_text()) == report
+    # Independent of the exporter's own check: other inputs, LiteRT directly.
+    inputs = list(rows.values())
+    diff = h.max_diff(h.litert_outputs(path, rows), h.keras_out(model, *inputs))
+    assert diff <= h.ATOL
+    return report, ops
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_masked_model_runs_in_litert_equal_to_keras(name, tmp_path):
+    body, fused = CONFIGS[name]
+    model = h.text_model(body)
+    ids, _ = h.right_padded_ids(6, h.STEPS, seed=7)
+    report, ops = export_and_check(
+        model, tmp_path / "m.tflite", {"ids": ids}, max_length=h.STEPS, batch_size=2
+    )
+    assert ops.count(FUSED) == fused == report["fused_lstm_ops"]
+    lowered_as_fused = [v for v in report["layers"].values() if v.startswith("fused")]
+    assert len(lowered_as_fused) == fused
+
+
+def test_masking_layer_and_static_shape_float_inputs(tmp_path):
+    x = keras.Input((h.STEPS, 3), batch_size=1, name="features")
+    y = keras.layers.Masking(0.0)(x)
+    y = keras_lstm.LSTM(5, go_backwards=True)(y)
+    model = h.randomize(keras.Model(x, keras.layers.Dense(2)(y)))
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((4, h.STEPS, 3)).astype("float32")
+    for r, n in enumerate([h.STEPS, 1, 0, 5]):
+        rows[r, n:] = 0.0
+    report, ops = export_and_check(model, tmp_path / "m.tflite", {"features": rows})
+    assert ops.count(FUSED) == 1
+    assert any(c["case"].startswith("right-padded") for c in report["cases"])
+
+
+@pytest.mark.parametrize("fallback", ["while", "unroll"])
+def test_padding_any_handles_holes_and_left_padding(fallback, tmp_path):
+    def body(x):
+        x = keras_lstm.LSTM(5, return_sequences=True)(x)
+        return keras.layers.Bidirectional(keras_lstm.GRU(3))(x)
+
+    model = h.text_model(body)
+    ids, _ = h.right_padded_ids(6, h.STEPS, seed=2)
+    ids[0, 2] = 0  # a hole
+    ids[3] = np.roll(ids[3], 3)  # left padding
+    report, ops = export_and_check(
+        model,
+        tmp_path / "m.tflite",
+        {"ids": ids},
+        max_length=h.STEPS,
+        padding="any",
+        fallback=fallback,
+    )
+    assert FUSED not in ops
+    assert ("WHILE" in ops) == (fallback == "while")
+    assert "left padding and holes" in [c["case"] for c in report["cases"]]
+
+
+def test_fused_op_is_wrong_for_holes_so_padding_right_is_documented(tmp_path):
+    """The fused path assumes right padding: a hole changes its results. This
+    pins the documented limit (and shows the check can fail)."""
+    model = h.text_model(lstm_last)
+    path = tmp_path / "m.tflite"
+    export.export_tflite(model, path, max_length=h.STEPS, padding="right")
+    ids, _ = h.right_padded_ids(1, h.STEPS, seed=4)
+    ids[0, 1] = 0
+    diff = h.max_diff(h.litert_outputs(path, {"ids": ids}), h.keras_out(model, ids))
+    assert diff > 1e-3
+
+
+def test_fuse_lstm_false_unrolls_with_builtins(tmp_path):
+    model = h.text_model(lstm_last)
+    ids, _ = h.right_padded_ids(3, h.STEPS, seed=5)
+    report, ops = export_and_check(
+        model, tmp_path / "m.tflite", {"ids": ids}, max_length=h.STEPS, fuse_lstm=False
+    )
+    assert FUSED not in ops and "WHILE" in ops
+    assert list(report["layers"].values()) == ["builtin WHILE loop (fuse_lstm=False)"]
+
+
+def test_one_step_generator_with_state_inputs(tmp_path):
+    """Text generation: (char id, h, c) -> (logits, h, c), an initial_state."""
+    char = keras.Input((1,), dtype="int32", name="char")
+    h_in = keras.Input((8,), name="h")
+    c_in = keras.Input((8,), name="c")
+    x = keras.layers.Embedding(h.VOCAB, 6)(char)
+    x, h_out, c_out = keras_lstm.LSTM(8, return_state=True)(
+        x, initial_state=[h_in, c_in]
+    )
+    logits = keras.layers.Dense(h.VOCAB)(x)
+    model = h.randomize(keras.Model([char, h_in, c_in], [logits, h_out, c_out]))
+    rng = np.random.default_rng(1)
+    rows = {
+        "char": rng.integers(0, h.VOCAB, (3, 1)).astype("int32"),
+        "h": rng.standard_normal((3, 8)).astype("float32"),
+        "c": rng.standard_normal((3, 8)).astype("float32"),
+    }
+    report, _ = export_and_check(model, tmp_path / "step.tflite", rows)
+    (reason,) = report["layers"].values()
+    assert "return_state" in reason
+
+
+@pytest.mark.parametrize("reset_step", [True, False])
+def test_fused_model_is_stateless_across_invocations(reset_step, tmp_path, monkeypatch):
+    """TFLite keeps the fused op's h and c in variable tensors between calls; the
+    export's reset step makes every call start from zeros. Without it, the second
+    call starts from the first call's final state (this is what the step fixes)."""
+    monkeypatch.setattr(_lowering, "_RESET_STEP", reset_step)
+    model = h.text_model(lstm_last)
+    path = tmp_path / "m.tflite"
+    export.export_tflite(model, path, max_length=h.STEPS, verify=False)
+    ids, _ = h.right_padded_ids(2, h.STEPS, seed=8)  # lengths STEPS and 1
+    first, second = h.litert_outputs(path, {"ids": ids})[0]  # two calls, batch 1
+    want = h.keras_out(model, ids)[0]
+    assert np.abs(first - want[0]).max() <= h.ATOL
+    second_diff = np.abs(second - want[1]).max()
+    if reset_step:
+        assert second_diff <= h.ATOL
+    else:
+        assert second_diff > 1e-3
+
+
+def test_keras_own_lstm_export_needs_flex_ops(tmp_path):
+    """The baseline of the README table: Keras' own `model.export(format=
+    "litert")` of `keras.layers.LSTM` needs Flex ops, which the standalone LiteRT
+    interpreter lacks. If a Keras release fixes this, update the README."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = keras.Input((h.STEPS, 3), batch_size=1)
+    model = keras.Model(x, keras.layers.LSTM(4)(x))
+    path = tmp_path / "keras.tflite"
+    model.export(str(path), format="litert", verbose=False)
+    assert "FlexTensorListReserve" in export.tflite_op_names(path)
+    with pytest.raises(Exception, match="Flex"):
+        Interpreter(model_path=str(path)).allocate_tensors()
+
+
+def test_composite_function_body_equals_the_layer():
+    """The fused function's TF body (what runs if the converter ever stops fusing
+    it) computes our LSTM: same sequence and final states as the layer."""
+    import tensorflow as tf
+
+    layer = keras_lstm.LSTM(5, return_sequences=True, return_state=True)
+    x = np.random.default_rng(0).standard_normal((2, 7, 3)).astype("float32")
+    layer.build(x.shape)
+    h.randomize(layer)
+    zeros = tf.zeros((2, 5))
+    cell = layer.cell
+    last, sequence, h_t, c_t, _ = _lowering._fused_lstm_function()(
+        tf.constant(x), zeros, zeros, cell.kernel, cell.recurrent_kernel, cell.bias
+    )
+    want = h.keras_out(layer, x)
+    assert h.max_diff([sequence.numpy(), h_t.numpy(), c_t.numpy()], want) <= h.ATOL
+    assert h.max_diff([last.numpy()], [want[1]]) <= h.ATOL

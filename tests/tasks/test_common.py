@@ -1,0 +1,124 @@
+"""tasks.common: flags from dataclasses, run folders, batches, bundled data."""
+
+import dataclasses
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tasks import common
+from tasks.common import bundled, config, runs
+from tasks.common.data import ArrayBatches
+
+
+@dataclasses.dataclass
+class Small(common.TrainConfig):
+    width: int = common.option(8, "how wide")
+    name: str = common.option("a", "which one", choices=("a", "b"))
+
+
+def test_flags_come_from_the_dataclass(capsys):
+    parsed = common.parse(
+        Small, ["--width", "3", "--name", "b", "--rnn", "gru", "--mixed-precision"]
+    )
+    assert (parsed.width, parsed.name, parsed.rnn) == (3, "b", "gru")
+    assert parsed.mixed_precision is True and parsed.epochs == Small().epochs
+    with pytest.raises(SystemExit):
+        common.parse(Small, ["--help"])
+    help_text = capsys.readouterr().out
+    for text in ("--width", "how wide", "--no-mixed-precision", "--clipnorm"):
+        assert text in help_text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--name", "c"], "invalid choice: 'c' (choose from 'a', 'b')"),
+        (["--epochs", "0"], "--epochs=0: must be a positive integer"),
+        (["--learning-rate", "-1"], "--learning-rate=-1.0: must be > 0"),
+        (["--cpu-replicas", "2"], "--cpu-replicas=2: needs --distribute mirrored"),
+        (["--batch-size", "x"], "invalid int value: 'x'"),
+    ],
+)
+def test_bad_flags_exit_with_a_message_not_a_traceback(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        common.parse(Small, argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    runs.write_json(path, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with runs.atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_run_folders_and_resume_lookup(tmp_path):
+    first = runs.new_run(tmp_path, "demo")
+    second = runs.new_run(tmp_path, "demo")
+    assert first.path != second.path and first.path.parent == tmp_path / "demo"
+    (second.path / "config.json").write_text("{}")
+    assert runs.find_run(tmp_path, "demo", str(second.path)).path == second.path
+    with pytest.raises(ValueError, match="not a run folder"):
+        runs.find_run(tmp_path, "demo", str(tmp_path))
+    with pytest.raises(ValueError, match="no run of 'other'"):
+        runs.find_run(tmp_path, "other", "latest")
+
+
+def test_each_epoch_order_is_a_seeded_permutation():
+    x, y = np.arange(10)[:, None], np.arange(10)
+    batches = ArrayBatches(x, y, batch_size=4, shuffle=True, seed=7)
+    assert len(batches) == 3
+
+    def epoch(e):
+        batches.set_epoch(e)
+        return np.concatenate([batches[i][1] for i in range(len(batches))])
+
+    e0, e1 = epoch(0), epoch(1)
+    assert sorted(e0) == list(range(10)) and sorted(e1) == list(range(10))
+    assert not np.array_equal(e0, e1)
+    again = ArrayBatches(x, y, batch_size=4, shuffle=True, seed=7)
+    again.set_epoch(1)
+    assert np.array_equal(np.concatenate([again[i][1] for i in range(3)]), e1)
+    assert len(ArrayBatches(x, y, batch_size=4, steps=2)) == 2
+
+
+def test_plots_are_written(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,.5,.7,.5,.7\n")
+    written = common.plot_history(history, tmp_path)
+    assert sorted(p.name for p in written) == ["accuracy.png", "loss.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+
+
+def test_bundled_files_match_their_checksums():
+    for line in (bundled.DATA_DIR / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        data = (bundled.DATA_DIR / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest
+        assert bundled.read_bundled(name) == data
+
+
+def test_missing_or_corrupt_bundled_file_names_the_file_and_the_fix(tmp_path):
+    name = "rotten_tomatoes.csv.gz"
+    shutil.copy(bundled.DATA_DIR / "SHA256SUMS", tmp_path)
+    with pytest.raises(bundled.BundledDataError, match=f"{name} is missing.*git"):
+        bundled.read_bundled(name, tmp_path)
+    corrupt = bytearray((bundled.DATA_DIR / name).read_bytes())
+    corrupt[100] ^= 1
+    (tmp_path / name).write_bytes(bytes(corrupt))
+    with pytest.raises(bundled.BundledDataError, match=f"{name} is corrupt.*rebuild"):
+        bundled.read_bundled(name, tmp_path)
+
+
+def test_config_round_trips_through_json():
+    original = Small(width=5, rnn="gru")
+    assert Small(**json.loads(original.to_json())) == original
+    assert config.TrainConfig().validate() is None

@@ -1,0 +1,292 @@
+"""The sentiment task: data, tokenizer, a tiny end-to-end run, resume, predict."""
+
+import csv
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tasks.common.bundled import DATA_DIR
+from tasks.sentiment import data, text
+from tasks.sentiment import task as sentiment
+
+ROOT = Path(__file__).resolve().parents[2]
+TF_ONLY = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow export/tfds path"
+)
+
+
+def tiny_config(tmp_path, **overrides):
+    """A model small enough to train in seconds on the bundled data."""
+    values = dict(
+        embedding_dim=8,
+        units=4,
+        max_tokens=500,
+        batch_size=32,
+        steps_per_epoch=6,
+        epochs=2,
+        learning_rate=2e-2,
+        dropout=0.0,
+        runs_dir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "export"),
+        verbose="0",
+    )
+    values.update(overrides)
+    return sentiment.SentimentConfig(**values)
+
+
+# Data ---------------------------------------------------------------------------
+
+
+def test_tokenizer_on_hand_made_examples():
+    assert text.tokenize("It's a MUST-see, 10/10!") == [
+        "it's", "a", "must", "-", "see", ",", "10", "/", "10", "!",
+    ]  # fmt: skip
+    assert text.tokenize("  ") == []
+    assert text.tokenize("Café naïve") == ["caf", "é", "na", "ï", "ve"]
+
+
+def test_vocabulary_comes_from_the_training_split_only():
+    vocabulary = text.build_vocabulary(["b a b", "c b"], max_tokens=10)
+    assert vocabulary == ["", "[UNK]", "b", "a", "c"]
+    assert text.build_vocabulary(["b a b", "c b"], max_tokens=3) == ["", "[UNK]", "b"]
+    ids = text.encode(["a z b", "", "b b b b b"], vocabulary, length=4)
+    assert ids.tolist() == [[3, 1, 2, 0], [1, 0, 0, 0], [2, 2, 2, 2]]
+
+    splits = data.load_rotten_tomatoes()
+    prepared = sentiment.load_data(tiny_config(Path("/tmp"), max_tokens=10**6))
+    train_tokens = {t for s in splits["train"][0] for t in text.tokenize(s)}
+    test_tokens = {t for s in splits["test"][0] for t in text.tokenize(s)}
+    assert set(prepared.vocabulary[2:]) <= train_tokens
+    assert test_tokens - train_tokens, "the test split has words never seen in train"
+    assert not (test_tokens - train_tokens) & set(prepared.vocabulary)
+
+
+def test_bundled_split_is_deduplicated_stratified_and_reproducible():
+    sys.path.insert(0, str(DATA_DIR))
+    import build_rotten_tomatoes as build
+
+    raw = gzip.decompress((DATA_DIR / "rotten_tomatoes.csv.gz").read_bytes())
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+    assert len(rows) == 12751
+    keys = [row["text"].casefold() for row in rows]
+    assert len(set(keys)) == len(keys), "a text appears twice (so maybe in two splits)"
+    labels = np.array([int(row["label"]) for row in rows])
+    stored = np.array([row["split"] for row in rows])
+    assert np.array_equal(build.stratified_split(labels), stored)
+    for split, share in build.FRACTIONS.items():
+        assert abs(np.mean(stored == split) - share) < 0.002
+        assert abs(labels[stored == split].mean() - labels.mean()) < 0.002
+    loaded = data.load_rotten_tomatoes()
+    assert [len(loaded[s][0]) for s in data.SPLITS] == [10200, 1275, 1276]
+
+
+@TF_ONLY
+def test_tensorflow_tokenizer_gives_the_same_ids_as_python():
+    import tensorflow as tf
+
+    vocabulary = ["", "[UNK]", "it's", "a", "!", "good", "é", "film", "-", "caf"]
+    texts = [
+        "",
+        "It's a GOOD film!",
+        "Café\tfilm\n\n-good-\v\f",
+        "ÉTÉ film 日本 🎬 ★",
+        "  spaces   everywhere  ",
+        "good " * 50,
+    ]
+    table = text.tf_vocabulary_table(vocabulary)
+    got = text.tf_token_ids(tf.constant(texts), table, 12).numpy()
+    assert np.array_equal(got, text.encode(texts, vocabulary, 12))
+
+
+# Training -----------------------------------------------------------------------
+
+
+def read_history(run):
+    with open(run.history) as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_run_learns_and_writes_every_artifact(tmp_path):
+    config = tiny_config(tmp_path, epochs=3, steps_per_epoch=20)
+    model, run, metrics = sentiment.train(config)
+    losses = [float(row["loss"]) for row in read_history(run)]
+    assert losses[-1] < losses[0] - 0.02, losses
+    for name in (
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "loss.png",
+        "accuracy.png",
+        "best.keras",
+        "vocabulary.json",
+    ):
+        assert (run.path / name).is_file(), name
+    saved = json.loads((run.path / "metrics.json").read_text())
+    assert saved["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert json.loads((run.path / "config.json").read_text())["units"] == 4
+    export = Path(config.export_dir)
+    report = json.loads((export / "export_report.json").read_text())
+    assert report["keras_reload_max_abs_diff"] <= 1e-5
+    if keras.backend.backend() == "tensorflow":
+        assert report["saved_model_max_abs_diff"] <= 1e-5
+        assert report["saved_model_vs_python_tokenizer_max_abs_diff"] <= 1e-5
+        assert report["tflite_max_abs_diff"] <= 1e-5
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in report["tflite_ops"]
+        served = serve_in_fresh_process(export / "saved_model", ["", "Superb!"])
+        vocabulary = json.loads((export / "vocabulary.json").read_text())
+        ids = text.encode(["", "Superb!"], vocabulary, metrics["length_cap"])
+        expected = model.predict(ids, verbose=0).reshape(-1)
+        np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def serve_in_fresh_process(path, texts):
+    """Raw strings through the SavedModel, in a process without keras_lstm."""
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        f"model = tf.saved_model.load({str(path)!r})\n"
+        "assert 'keras_lstm' not in sys.modules and 'tasks' not in sys.modules\n"
+        f"out = model.signatures['serving_default'](text=tf.constant({texts!r}))\n"
+        "print(json.dumps(out['output_0'].numpy().reshape(-1).tolist()))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class Killed(Exception):
+    pass
+
+
+class KillMidEpoch(keras.callbacks.Callback):
+    """Stands in for a killed process: stops training inside an epoch."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise Killed(f"killed in epoch {self.epoch} after batch {batch}")
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
+    overrides = dict(epochs=3, steps_per_epoch=5, export_dir="", dropout=0.3)
+    _, whole_run, whole = sentiment.train(tiny_config(tmp_path / "a", **overrides))
+
+    config = tiny_config(tmp_path / "b", **overrides)
+    with pytest.raises(Killed):
+        sentiment.train(config, extra_callbacks=[KillMidEpoch(epoch=1, batch=2)])
+    keras.utils.clear_session()
+    resumed_config = tiny_config(tmp_path / "b", resume="latest", **overrides)
+    _, resumed_run, resumed = sentiment.train(resumed_config)
+
+    assert len(read_history(resumed_run)) == 3
+    for row_a, row_b in zip(read_history(whole_run), read_history(resumed_run)):
+        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            assert float(row_a[key]) == pytest.approx(float(row_b[key]), abs=1e-6)
+    for key in ("test_accuracy", "test_loss", "best_val_loss"):
+        assert whole[key] == pytest.approx(resumed[key], abs=1e-6)
+
+
+# Predict and bad input ------------------------------------------------------------
+
+
+def run_cli(*args, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "tasks.sentiment", *args],
+        capture_output=True,
+        text=True,
+        cwd=kwargs.get("cwd", ROOT),
+        env=env,
+        timeout=300,
+    )
+
+
+def test_predict_cli_handles_empty_non_ascii_and_long_reviews(tmp_path):
+    config = tiny_config(tmp_path, epochs=1)
+    model, _, metrics = sentiment.train(config)
+    reviews = ["", "Très émouvant — ★★★★ 日本", "a wonderful, moving film " * 40]
+    result = run_cli("predict", *reviews, "--model-dir", config.export_dir)
+    assert result.returncode == 0, result.stderr
+    printed = [float(line.split()[0]) for line in result.stdout.splitlines()]
+    length = metrics["length_cap"]
+    vocabulary = json.loads((Path(config.export_dir) / "vocabulary.json").read_text())
+    expected = model.predict(text.encode(reviews, vocabulary, length), verbose=0)
+    assert np.allclose(printed, expected.reshape(-1), atol=6e-4)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "yelp"], "choose from 'rotten_tomatoes', 'imdb'"),
+        (["--units", "0"], "--units=0: must be a positive integer"),
+        (["--length-percentile", "50"], "--length-percentile=50.0: must be in"),
+        (["--dropout", "1"], "--dropout=1.0: must be in [0, 1)"),
+        (["predict", "ok", "--model-dir", "/nonexistent"], "no trained model at"),
+    ],
+)
+def test_bad_input_gets_a_clear_message(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_data_file_names_the_file_and_the_fix(tmp_path, monkeypatch):
+    from tasks.common import bundled
+
+    fake = tmp_path / "data"
+    fake.mkdir()
+    (fake / "SHA256SUMS").write_text((DATA_DIR / "SHA256SUMS").read_text())
+    (fake / "rotten_tomatoes.csv.gz").write_bytes(b"not the corpus")
+    monkeypatch.setattr(bundled, "DATA_DIR", fake)
+    monkeypatch.setattr(bundled.read_bundled, "__defaults__", (fake,), raising=True)
+    with pytest.raises(
+        bundled.BundledDataError, match="rotten_tomatoes.csv.gz is corrupt"
+    ):
+        data.load_rotten_tomatoes()
+
+
+# IMDB through tfds ----------------------------------------------------------------
+
+
+@TF_ONLY
+def test_imdb_uses_the_real_tfds_loader_offline(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=40):
+        splits = data.load_imdb(seed=3)
+        assert [len(splits[s][0]) for s in data.SPLITS] == [36, 4, 40]
+        assert all(isinstance(t, str) for t in splits["train"][0])
+        _, _, metrics = sentiment.train(
+            tiny_config(tmp_path, dataset="imdb", epochs=1, steps_per_epoch=2)
+        )
+    assert metrics["rows"] == {"train": 36, "validation": 4, "test": 40}
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_padding_never_reaches_the_prediction(tmp_path, pooling):
+    """Masking end to end: the same review padded to 10 or 30 tokens agrees."""
+    config = tiny_config(tmp_path, pooling=pooling, layers=2)
+    short = sentiment.build_model(config, 50, 10)
+    long = sentiment.build_model(config, 50, 30)
+    long.set_weights(short.get_weights())
+    review = np.array([[5, 6, 7, 8, 1, 9]])
+    padded = [np.pad(review, ((0, 0), (0, n - 6))) for n in (10, 30)]
+    a, b = short.predict(padded[0], verbose=0), long.predict(padded[1], verbose=0)
+    np.testing.assert_allclose(a, b, atol=1e-6)
