@@ -9,9 +9,9 @@ marker); the target is the sum of the two marked values. Guessing the mean
 scores MSE 0.167; a model that remembers gets close to 0. Every model of the
 grid (SimpleRNN, our LSTM, our GRU, keras.layers.LSTM, with about the same
 number of parameters) trains on the same batches with the same optimizer and
-step budget. The run also measures the gradient flow ||dL/dx_t|| of SimpleRNN
-and our LSTM before and after training, and draws our LSTM's gates on one
-sequence.
+step budget (SimpleRNN with a lower learning rate, its best). The run also
+measures the gradient flow ||dL/dx_t|| of SimpleRNN and our LSTM before and
+after training, and draws our LSTM's gates on one sequence.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class LongRangeConfig(TrainConfig):
     model_learning_rates: str = option(
         "simple_rnn=1e-3",
         "per-model overrides of --learning-rate, e.g. 'simple_rnn=1e-3,gru=3e-3' "
-        "('' = none); SimpleRNN diverges at 1e-2 even at T=50",
+        "('' = none); SimpleRNN stays at the plateau with 1e-2 even at T=50",
     )
     patience: int = option(
         1000, "early stopping on val_loss; default: never, the step budget decides"
@@ -79,21 +79,27 @@ class LongRangeConfig(TrainConfig):
     def validate(self) -> None:
         super().validate()
         if self.rnn != "lstm" or self.cell != "custom":
-            raise ValueError("--rnn/--cell: this task compares layers; use --models")
+            raise common.ConfigError(
+                "--rnn/--cell: this task compares layers; use --models"
+            )
         if self.steps_per_epoch < 1:
-            raise ValueError(f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1")
+            raise common.ConfigError(
+                f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1"
+            )
         lengths, models = self.length_list(), self.model_list()
         if not lengths or min(lengths) < 2:
-            raise ValueError(f"--lengths={self.lengths!r}: integers >= 2, e.g. 50,100")
+            raise common.ConfigError(
+                f"--lengths={self.lengths!r}: integers >= 2, e.g. 50,100"
+            )
         unknown = sorted(set(models) - set(MODELS))
         if not models or unknown:
-            raise ValueError(f"--models={self.models!r}: choose from {MODELS}")
+            raise common.ConfigError(f"--models={self.models!r}: choose from {MODELS}")
         for name in ("units", "validation_size", "test_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
+                raise common.ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
         self.learning_rate_for("lstm")  # checks --model-learning-rates
         if self.gradient_length and self.gradient_length not in lengths:
-            raise ValueError(
+            raise common.ConfigError(
                 f"--gradient-length={self.gradient_length}: not in --lengths "
                 f"({self.lengths}); use 0 to skip the gradient-flow plot"
             )
@@ -106,13 +112,13 @@ class LongRangeConfig(TrainConfig):
             )
             rates = {k.strip(): float(v) for k, v in pairs.items()}
         except ValueError:
-            raise ValueError(
+            raise common.ConfigError(
                 f"--model-learning-rates={self.model_learning_rates!r}: "
                 "write model=rate pairs, e.g. simple_rnn=1e-3"
             ) from None
         unknown = sorted(set(rates) - set(MODELS))
         if unknown or not all(r > 0 for r in rates.values()):
-            raise ValueError(
+            raise common.ConfigError(
                 f"--model-learning-rates={self.model_learning_rates!r}: "
                 f"models from {MODELS}, rates > 0"
             )
@@ -122,7 +128,9 @@ class LongRangeConfig(TrainConfig):
         try:
             return [int(v) for v in self.lengths.split(",") if v.strip()]
         except ValueError:
-            raise ValueError(f"--lengths={self.lengths!r}: not integers") from None
+            raise common.ConfigError(
+                f"--lengths={self.lengths!r}: not integers"
+            ) from None
 
     def model_list(self) -> list[str]:
         return [v.strip() for v in self.models.split(",") if v.strip()]
@@ -330,7 +338,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         return sentiment_gates.main(argv[1:])
     config = common.parse(LongRangeConfig, argv, description=__doc__)
-    config, run = common.start_run(TASK, config)
+    try:
+        config, run = common.start_run(TASK, config)
+    except common.ConfigError as error:
+        sys.exit(f"error: {error}")
     start = time.perf_counter()
     results = run_grid(config, run)
     table = write_report(config, run, results, time.perf_counter() - start)

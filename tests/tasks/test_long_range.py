@@ -233,3 +233,13 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     table = (run / "results.md").read_text()
     assert "| our LSTM (32, 4513) |" in table and "SimpleRNN (65, 4486)" in table
     assert "run folder:" in capsys.readouterr().out
+
+    # --resume keeps finished models and redoes an unfinished one identically.
+    (run / "T12-simple_rnn" / "metrics.json").unlink()
+    task.main(["--resume", "latest", "--runs-dir", str(tmp_path)])
+    again = json.loads((run / "metrics.json").read_text())["results"]
+    for before, after in zip(results, again):
+        assert after["test_mse"] == pytest.approx(before["test_mse"], rel=1e-6)
+        assert after["gradient_norms_trained"] == pytest.approx(
+            before["gradient_norms_trained"], rel=1e-5
+        )
