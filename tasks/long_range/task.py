@@ -150,6 +150,11 @@ def load_data(config: LongRangeConfig, length: int) -> dict:
     }
 
 
+def probe_batch(data: dict) -> tuple:
+    """The first 100 test sequences: where gradients and gates are measured."""
+    return data["test"][0][:100], data["test"][1][:100]
+
+
 # Model ------------------------------------------------------------------------
 
 
@@ -238,7 +243,7 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
         return json.loads(folder.metrics.read_text())
     common.seed_everything(config.seed)
     model = build_model(config, name, length)
-    probe = data["test"][0][:100], data["test"][1][:100]
+    probe = probe_batch(data)
     norms_init = keras_lstm.gradient_norms(model, *probe, loss="mse")
     solved = StopWhenSolved(config.solved_mse)
     start = time.perf_counter()
@@ -253,7 +258,7 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
     seconds = time.perf_counter() - start
     test = common.ArrayBatches(*data["test"], batch_size=500)
     val = history["val_loss"]
-    first = next((e for e, v in enumerate(val) if v < config.solved_mse), None)
+    solved_epoch = next((e for e, v in enumerate(val) if v < config.solved_mse), -1)
     result = {
         "model": name,
         "length": length,
@@ -262,9 +267,7 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
         "learning_rate": config.learning_rate_for(name),
         "init": "keras" if name == "simple_rnn" else config.init,
         "test_mse": common.evaluate(model, test)["loss"],
-        "steps_to_solve": None
-        if first is None
-        else (first + 1) * config.steps_per_epoch,
+        "steps_to_solve": (solved_epoch + 1) * config.steps_per_epoch or None,  # 0: no
         "steps_run": len(val) * config.steps_per_epoch,
         "val_mse": val,
         "train_seconds_this_session": round(seconds, 1),
@@ -289,8 +292,7 @@ def keras_init_norms(config: LongRangeConfig, length: int, data: dict) -> list:
     to set beside the chrono-initialised one in the gradient-flow plot."""
     common.seed_everything(config.seed)
     model = build_model(dataclasses.replace(config, init="keras"), "lstm", length)
-    probe = data["test"][0][:100], data["test"][1][:100]
-    return keras_lstm.gradient_norms(model, *probe).tolist()
+    return keras_lstm.gradient_norms(model, *probe_batch(data)).tolist()
 
 
 def run_grid(config: LongRangeConfig, run) -> list[dict]:
