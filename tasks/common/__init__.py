@@ -12,6 +12,7 @@ from tasks.common.plots import plot_history, read_history
 from tasks.common.runs import RunFolder, atomic_path, write_json
 from tasks.common.training import (
     accelerator,
+    device_name,
     evaluate,
     fit,
     optimizer,
@@ -32,6 +33,7 @@ __all__ = [
     "accelerator",
     "add_options",
     "atomic_path",
+    "device_name",
     "evaluate",
     "fit",
     "option",
