@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,14 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def small_png(source: Path, target: Path, colors: int = 32) -> None:
+    """Copies a plot as a palette PNG (a few colours suffice for line charts)."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        image.convert("RGB").quantize(colors).save(target, optimize=True)
+
+
 def row(name: str, maes: list[dict], extra: str = "") -> str:
     """A table row: per horizon the mean over seeds, then the per-seed values."""
     cells = []
@@ -86,7 +93,7 @@ def main() -> None:
                 metrics["command_wall_seconds"] = round(wall, 1)
                 rows.append({"rnn": rnn, "cell": cell, "seed": seed, **metrics})
                 if len(rows) == 1:
-                    shutil.copy(
+                    small_png(
                         folder / "forecast_week.png",
                         images / "weather-forecast-week.png",
                     )
@@ -140,12 +147,14 @@ def main() -> None:
         f"Command: `{result['command']}`",
     ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    plots.mae_by_horizon(
-        images / "weather-mae-by-horizon.png",
-        [int(h) for h in horizons],
-        mean_maes,
-        "NYC 2013 test split, mean over seeds",
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = plots.mae_by_horizon(
+            Path(tmp) / "mae.png",
+            [int(h) for h in horizons],
+            mean_maes,
+            "NYC 2013 test split, mean over seeds",
+        )
+        small_png(chart, images / "weather-mae-by-horizon.png")
     print("\n".join(lines))
 
 

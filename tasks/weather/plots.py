@@ -63,3 +63,38 @@ def mae_by_horizon(
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return Path(path)
+
+
+def write_run_plots(
+    folder: str | Path,
+    issued_hours: np.ndarray,
+    stats: dict,
+    forecasts: dict[str, np.ndarray],
+    actual: np.ndarray,
+    maes: dict[str, list[float]],
+    model_name: str,
+    dataset: str,
+) -> list[Path]:
+    """A run's forecast_week.png (first 168 test windows, first station) and
+    mae_by_horizon.png (every model).
+
+    Args:
+        issued_hours: hour of the last input of each test window.
+        forecasts, actual: (windows, horizons, stations) in degC.
+    """
+    horizons, week = stats["horizons"], slice(0, 7 * 24)
+    start = str(np.datetime64(int(issued_hours[0]), "h")).replace("T", " ")
+    shown = ("persistence", model_name)
+    return [
+        forecast_week(
+            Path(folder) / "forecast_week.png",
+            issued_hours[week, None] + np.array(horizons),
+            actual[week, :, 0],
+            {name: forecasts[name][week, :, 0] for name in shown},
+            horizons,
+            f"{stats['stations'][0]}, test week from {start}:00 UTC",
+        ),
+        mae_by_horizon(
+            Path(folder) / "mae_by_horizon.png", horizons, maes, f"{dataset} test"
+        ),
+    ]

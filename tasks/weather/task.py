@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -120,8 +119,12 @@ def load_data(config: WeatherConfig) -> Prepared:
         report[f"windows_{split}"] = len(anchors[split])
         report[f"windows_{split}_dropped_for_gaps"] = dropped
         report[f"{split}_from"] = data.format_hour(obs.hours[span[0]])
-    if not all(len(a) for a in anchors.values()):
-        raise ConfigError(f"a split has no complete window: {report}")
+    empty = [split for split, a in anchors.items() if not len(a)]
+    if empty:
+        raise ConfigError(
+            f"no complete window in the {', '.join(empty)} split(s): lower "
+            "--lookback, the horizons or --max-gap, or give the split more hours"
+        )
     train = x[slice(*bounds["train"])]
     mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0)
     std[std == 0] = 1.0
@@ -231,7 +234,16 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
         "dtype_policy": policy,
     }
     common.save_metrics(run, metrics)
-    write_plots(run.path, prepared, forecasts, actual, maes, name, config)
+    plots.write_run_plots(
+        run.path,
+        prepared.hours[prepared.anchors["test"]],
+        prepared.stats,
+        forecasts,
+        actual,
+        maes,
+        name,
+        config.dataset,
+    )
     if config.export_dir:
         metrics["export"] = export(model, prepared.stats, config.export_dir)
         common.save_metrics(run, metrics)
@@ -256,62 +268,15 @@ def evaluate(model, prepared: Prepared, splits: dict):
     return forecasts, data.future(temps, anchors, horizons)
 
 
-def write_plots(folder, prepared, forecasts, actual, maes, name, config) -> None:
-    """forecast_week.png (first test week, first station) and mae_by_horizon.png."""
-    horizons = prepared.stats["horizons"]
-    week = slice(0, 7 * 24)
-    anchors = prepared.anchors["test"][week]
-    target_hours = prepared.hours[anchors][:, None] + np.array(horizons)
-    station = prepared.stats["stations"][0]
-    plots.forecast_week(
-        Path(folder) / "forecast_week.png",
-        target_hours,
-        actual[week, :, 0],
-        {n: forecasts[n][week, :, 0] for n in ("persistence", name)},
-        horizons,
-        f"{station}, test week from {data.format_hour(prepared.hours[anchors[0]])} UTC",
-    )
-    plots.mae_by_horizon(
-        Path(folder) / "mae_by_horizon.png", horizons, maes, f"{config.dataset} test"
-    )
-
-
 # Export -----------------------------------------------------------------------
 
 
 def export(model: keras.Model, stats: dict, out_dir: str) -> dict:
-    """Writes model.keras + normalization.json into `out_dir`, atomically,
-    then reloads the model and compares it with the trained one."""
-    # TODO: SavedModel / TFLite via keras_lstm.export once it is on main.
-    probe = (
-        np.random.default_rng(0)
-        .normal(size=(4, stats["lookback"], len(stats["inputs"])))
-        .astype("float32")
-    )
-    with common.atomic_dir(out_dir) as folder:
-        model.save(folder / "model.keras")
-        (folder / "normalization.json").write_text(json.dumps(stats, indent=2))
-        reloaded = keras.saving.load_model(folder / "model.keras")
-        expected = model.predict(probe, verbose=0)
-        diff = np.max(np.abs(reloaded.predict(probe, verbose=0) - expected))
-    return {"dir": out_dir, "keras_max_abs_diff": float(diff)}
+    """Writes model.keras + normalization.json into `out_dir` atomically and
+    checks the reloaded model; returns the check."""
+    from tasks.weather import export as exporter
 
-
-# Predict ----------------------------------------------------------------------
-
-
-def load_exported(model_dir: str | Path):
-    """(model, stats) from an export folder."""
-    import keras_lstm  # noqa: F401  (registers our layers for loading)
-
-    model_path = Path(model_dir) / "model.keras"
-    if not model_path.is_file():
-        raise FileNotFoundError(
-            f"no trained model at {model_path}: train one with "
-            "`python -m tasks.weather` (or pass --model-dir)"
-        )
-    stats = json.loads((Path(model_dir) / "normalization.json").read_text())
-    return keras.saving.load_model(model_path), stats
+    return exporter.write(model, stats, Path(out_dir))
 
 
 def predict(csv_path: str | Path, model_dir: str | Path) -> dict:
@@ -320,6 +285,8 @@ def predict(csv_path: str | Path, model_dir: str | Path) -> dict:
     Returns {"from": last hour, "forecasts": {station: {horizon: degC}}}.
     Raises ValueError naming what is wrong with the CSV.
     """
+    from tasks.weather.export import load_exported
+
     model, stats = load_exported(model_dir)
     with open(csv_path, newline="") as f:
         series = data.read_long_csv(f, stats["features"], allow_missing=True)

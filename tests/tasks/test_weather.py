@@ -311,6 +311,16 @@ def test_predict_from_csv_equals_the_training_pipeline(trained, cleaned, tmp_pat
         np.testing.assert_allclose(got, expected[0, :, s], atol=1e-4)
 
 
+def test_predict_reads_the_example_file(trained):
+    example = ROOT / "tasks" / "weather" / "example_recent.csv"
+    result = weather.predict(example, trained[0].export_dir)
+    assert result["from"] == "2013-12-30 23:00"
+    assert list(result["forecasts"]) == ["EWR", "JFK", "LGA"]
+    for by_horizon in result["forecasts"].values():
+        assert list(by_horizon) == [1, 6, 24]
+        assert all(-30 < t < 45 for t in by_horizon.values())
+
+
 def replace(index, old, new):
     """An edit that replaces `old` by `new` once in line `index`."""
     return lambda lines: [
@@ -346,6 +356,7 @@ def test_predict_names_what_is_wrong_with_the_csv(
         weather.predict(path, trained[0].export_dir)
 
 
+@pytest.mark.slow  # a fresh Python process / a second training run
 def test_predict_command_prints_one_line_errors(trained, cleaned, tmp_path):
     path = recent_csv(cleaned, tmp_path / "short.csv", 5)
     done = subprocess.run(
@@ -393,6 +404,7 @@ def write_jena(folder: Path, days: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # a fresh Python process / a second training run
 def test_jena_loader_reads_the_extracted_folder(tmp_path, monkeypatch):
     folder = tmp_path / "jena_climate_2009_2016_extracted"
     write_jena(folder, days=20)
