@@ -2,9 +2,10 @@
 
 The folder is built next to its final place and swapped in whole
 (`tasks.common.atomic_dir`), so an existing export is never half-overwritten;
-the reloaded model is compared with the trained one on random windows.
-
-TODO: SavedModel / TFLite through `keras_lstm.export` once it is on main.
+the reloaded model is compared with the trained one on random windows. On the
+tensorflow backend the folder also gets a SavedModel (`saved_model/`) and a
+builtin-only `model.tflite`, both written and verified by `keras_lstm.export`
+(reports next to them).
 """
 
 from __future__ import annotations
@@ -28,7 +29,18 @@ def write(model: keras.Model, stats: dict, out_dir: Path) -> dict:
         reloaded = keras.saving.load_model(folder / "model.keras")
         expected = model.predict(probe, verbose=0)
         diff = np.max(np.abs(reloaded.predict(probe, verbose=0) - expected))
-    return {"dir": str(out_dir), "keras_max_abs_diff": float(diff)}
+        report = {"dir": str(out_dir), "keras_max_abs_diff": float(diff)}
+        if keras.backend.backend() == "tensorflow":
+            from keras_lstm import export
+
+            saved = export.export_saved_model(model, folder / "saved_model")
+            lite = export.export_tflite(model, folder / "model.tflite")
+            report["saved_model_max_abs_diff"] = saved["max_abs_diff"]
+            report["tflite_max_abs_diff"] = lite["max_abs_diff"]
+            report["tflite_ops"] = sorted(
+                set(export.tflite_op_names(folder / "model.tflite"))
+            )
+    return report
 
 
 def load_exported(model_dir: str | Path) -> tuple[keras.Model, dict]:

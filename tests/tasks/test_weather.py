@@ -271,10 +271,15 @@ def test_tiny_run_writes_metrics_plots_and_export(trained):
         assert all(0 < v < 20 for v in maes.values())
     assert metrics["data"]["windows_test"] > 1000
     assert metrics["export"]["keras_max_abs_diff"] < 1e-5
-    assert {p.name for p in Path(config.export_dir).iterdir()} == {
-        "model.keras",
-        "normalization.json",
-    }
+    expected = {"model.keras", "normalization.json"}
+    if keras.backend.backend() == "tensorflow":
+        expected |= {"saved_model", "saved_model.json", "model.tflite"}
+        expected |= {"model.tflite.json"}
+        assert metrics["export"]["saved_model_max_abs_diff"] <= 1e-5
+        assert metrics["export"]["tflite_max_abs_diff"] <= 1e-5
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in metrics["export"]["tflite_ops"]
+        assert not any(op.startswith("Flex") for op in metrics["export"]["tflite_ops"])
+    assert {p.name for p in Path(config.export_dir).iterdir()} == expected
 
 
 @pytest.fixture(scope="module")
