@@ -155,7 +155,8 @@ def max_abs_diff(actual: list, expected: list) -> float:
             a_nan, e_nan = np.isnan(a), np.isnan(e)
             if (a_nan != e_nan).any():
                 return float("inf")
-            diff = np.abs(np.where(a_nan, 0.0, a) - np.where(e_nan, 0.0, e))
+            with np.errstate(invalid="ignore"):  # inf - inf is caught below
+                diff = np.abs(np.where(a_nan, 0.0, a) - np.where(e_nan, 0.0, e))
             if np.isnan(diff).any():  # inf - inf
                 return float("inf")
             worst = max(worst, float(diff.max()))

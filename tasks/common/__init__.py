@@ -9,9 +9,10 @@ from tasks.common.config import (
 )
 from tasks.common.data import ArrayBatches
 from tasks.common.plots import plot_history, read_history
-from tasks.common.runs import RunFolder, atomic_path, write_json
+from tasks.common.runs import RunFolder, atomic_dir, atomic_path, write_json
 from tasks.common.training import (
     accelerator,
+    device_name,
     evaluate,
     fit,
     optimizer,
@@ -31,7 +32,9 @@ __all__ = [
     "TrainConfig",
     "accelerator",
     "add_options",
+    "atomic_dir",
     "atomic_path",
+    "device_name",
     "evaluate",
     "fit",
     "option",

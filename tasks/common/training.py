@@ -50,6 +50,36 @@ def accelerator() -> str:
     return "cpu"
 
 
+def device_name() -> str:
+    """The accelerator's model name (e.g. 'NVIDIA H100 80GB HBM3'), or the CPU's."""
+    backend = keras.backend.backend()
+    try:
+        if accelerator() == "gpu":
+            if backend == "jax":
+                import jax
+
+                return jax.devices()[0].device_kind
+            if backend == "torch":
+                import torch
+
+                return torch.cuda.get_device_name(0)
+            if backend == "tensorflow":
+                import tensorflow as tf
+
+                gpu = tf.config.list_physical_devices("GPU")[0]
+                return tf.config.experimental.get_device_details(gpu)["device_name"]
+    except Exception:  # a name is only a label; never fail a run over it
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def set_precision(mixed: bool) -> str:
     """Sets the global dtype policy and returns its name."""
     if not mixed:

@@ -9,13 +9,12 @@ export_report.json.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tasks.common import atomic_dir
 from tasks.sentiment import text
 
 # Edge cases the exported model must agree on, beyond ordinary reviews.
@@ -41,24 +40,8 @@ def _check_texts(vocabulary: list[str], length: int, seed: int = 0) -> list[str]
 
 def write(model, vocabulary: list[str], length: int, out_dir: Path) -> dict:
     """Writes `out_dir` atomically; returns the verification report."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        report = _write_into(tmp, model, vocabulary, length)
-        _swap(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return report
-
-
-def _swap(new: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(new, final)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(out_dir) as folder:
+        return _write_into(folder, model, vocabulary, length)
 
 
 def _write_into(folder: Path, model, vocabulary, length) -> dict:

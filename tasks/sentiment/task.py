@@ -192,6 +192,7 @@ def train(config: SentimentConfig, extra_callbacks: Sequence = ()):
         "parameters": model.count_params(),
         "backend": keras.backend.backend(),
         "device": common.accelerator(),
+        "device_name": common.device_name(),
         "dtype_policy": policy,
         "replicas": strategy.num_replicas_in_sync if strategy else 1,
     }

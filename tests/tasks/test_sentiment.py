@@ -240,10 +240,17 @@ def test_predict_cli_handles_empty_non_ascii_and_long_reviews(tmp_path):
         (["predict", "ok", "--model-dir", "/nonexistent"], "no trained model at"),
     ],
 )
-def test_bad_input_gets_a_clear_message(args, message):
-    result = run_cli(*args)
+def test_bad_input_gets_a_clear_message(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        sentiment.main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_input_from_the_command_line_prints_no_traceback():
+    result = run_cli("--dataset", "yelp")
     assert result.returncode == 2
-    assert message in result.stderr
+    assert "invalid choice: 'yelp'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -1,0 +1,1 @@
+"""Weather forecasting task: `python -m tasks.weather --help`."""

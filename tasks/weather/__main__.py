@@ -1,0 +1,3 @@
+from tasks.weather.task import main
+
+main()

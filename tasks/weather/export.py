@@ -1,0 +1,57 @@
+"""Export the weather model: model.keras + the statistics `predict` needs.
+
+The folder is built next to its final place and swapped in whole
+(`tasks.common.atomic_dir`), so an existing export is never half-overwritten;
+the reloaded model is compared with the trained one on random windows. On the
+tensorflow backend the folder also gets a SavedModel (`saved_model/`) and a
+builtin-only `model.tflite`, both written and verified by `keras_lstm.export`
+(reports next to them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tasks import common
+
+
+def write(model: keras.Model, stats: dict, out_dir: Path) -> dict:
+    """Writes `out_dir` atomically; returns the largest reload difference."""
+    shape = (4, stats["lookback"], len(stats["inputs"]))
+    probe = np.random.default_rng(0).normal(size=shape).astype("float32")
+    with common.atomic_dir(out_dir) as folder:
+        model.save(folder / "model.keras")
+        (folder / "normalization.json").write_text(json.dumps(stats, indent=2))
+        reloaded = keras.saving.load_model(folder / "model.keras")
+        expected = model.predict(probe, verbose=0)
+        diff = np.max(np.abs(reloaded.predict(probe, verbose=0) - expected))
+        report = {"dir": str(out_dir), "keras_max_abs_diff": float(diff)}
+        if keras.backend.backend() == "tensorflow":
+            from keras_lstm import export
+
+            saved = export.export_saved_model(model, folder / "saved_model")
+            lite = export.export_tflite(model, folder / "model.tflite")
+            report["saved_model_max_abs_diff"] = saved["max_abs_diff"]
+            report["tflite_max_abs_diff"] = lite["max_abs_diff"]
+            report["tflite_ops"] = sorted(
+                set(export.tflite_op_names(folder / "model.tflite"))
+            )
+    return report
+
+
+def load_exported(model_dir: str | Path) -> tuple[keras.Model, dict]:
+    """(model, stats) from an export folder."""
+    import keras_lstm  # noqa: F401  (registers our layers for loading)
+
+    model_path = Path(model_dir) / "model.keras"
+    if not model_path.is_file():
+        raise FileNotFoundError(
+            f"no trained model at {model_path}: train one with "
+            "`python -m tasks.weather` (or pass --model-dir)"
+        )
+    stats = json.loads((Path(model_dir) / "normalization.json").read_text())
+    return keras.saving.load_model(model_path), stats

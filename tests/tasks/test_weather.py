@@ -1,0 +1,435 @@
+"""The weather task: cleaning, splits, baselines, a tiny end-to-end run, predict."""
+
+import csv
+import gzip
+import io
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tasks.common import ConfigError
+from tasks.common.bundled import DATA_DIR
+from tasks.weather import baselines, data
+from tasks.weather import task as weather
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "time_utc,station," + ",".join(data.FEATURES)
+
+
+def tiny_config(tmp_path, **overrides):
+    """A model small enough to train in seconds."""
+    values = dict(
+        units=4,
+        lookback=24,
+        horizons="1,6,24",
+        batch_size=32,
+        steps_per_epoch=4,
+        epochs=2,
+        learning_rate=1e-2,
+        runs_dir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "export"),
+        verbose="0",
+    )
+    values.update(overrides)
+    return weather.WeatherConfig(**values)
+
+
+def observations(temps: np.ndarray, start: int = 0) -> data.Observations:
+    """Synthetic one-feature-per-station observations (temperature only)."""
+    temps = np.asarray(temps, dtype="float64").reshape(len(temps), -1)
+    stations = [f"S{i}" for i in range(temps.shape[1])]
+    hours = np.arange(start, start + len(temps))
+    return data.Observations(hours, temps[:, :, None], stations, ["temp_c"], {})
+
+
+# Reading and cleaning -------------------------------------------------------------
+
+
+def test_bundled_file_has_every_station_and_si_units():
+    raw = gzip.decompress((DATA_DIR / data.BUNDLED).read_bytes()).decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(raw)))
+    assert len(rows) == 26115
+    first = rows[0]  # source: EWR 2013-01-01 06:00Z, 39.02 F, 270 deg at 10.357 mph
+    assert first["time_utc"] == "2013-01-01 06:00" and first["station"] == "EWR"
+    assert float(first["temp_c"]) == pytest.approx((39.02 - 32) * 5 / 9, abs=0.01)
+    assert float(first["wind_u_ms"]) == pytest.approx(10.35702 * 0.44704, abs=0.01)
+    assert float(first["wind_v_ms"]) == pytest.approx(0.0, abs=0.01)
+    obs = data.load_nyc()
+    assert obs.stations == ["EWR", "JFK", "LGA"]
+    assert obs.values.shape == (8730, 3, len(data.FEATURES))
+    assert obs.report["hours_missing_EWR"] == 27  # 8730 hours - 8703 rows
+
+
+def test_wind_vectors_point_where_the_wind_blows():
+    sys.path.insert(0, str(DATA_DIR))
+    import build_weather as build
+
+    u, v, _ = build.wind_vector(270.0, 5.0)  # from the west: blows eastward
+    assert (u, v) == pytest.approx((5.0, 0.0))
+    u, v, _ = build.wind_vector(0.0, 3.0)  # from the north: blows southward
+    assert (u, v) == pytest.approx((0.0, -3.0))
+    assert build.wind_vector(math.nan, 2.0) == (0.0, 0.0, "variable")
+    assert build.wind_vector(90.0, 0.0) == (0.0, 0.0, "calm")
+    assert build.celsius(212.0) == pytest.approx(100.0)
+
+
+def test_short_gaps_are_interpolated_long_ones_kept():
+    nan = np.nan
+    series = np.array([nan, 1, nan, 3, nan, nan, nan, 7, nan, nan, nan, nan, 12, nan])
+    filled, count = data.interpolate_short_gaps(series, max_gap=3)
+    expected = [nan, 1, 2, 3, 4, 5, 6, 7, nan, nan, nan, nan, 12, nan]
+    np.testing.assert_allclose(filled, expected)
+    assert count == 4
+
+
+def test_reindexing_and_pressure_fill_are_counted():
+    series = {
+        "A": (np.array([10, 11, 13]), np.array([[1.0, 1000.0]] * 3)),
+        "B": (np.array([10, 11, 12, 13]), np.array([[2.0, 1002.0]] * 4)),
+        "C": (np.array([11, 12, 13]), np.array([[3.0, np.nan]] * 3)),
+    }
+    obs = data.to_grid(series, ["temp_c", "pressure_hpa"], ["A", "B", "C"])
+    assert obs.report == {
+        "hours_missing_A": 1,
+        "hours_missing_B": 0,
+        "hours_missing_C": 1,
+        "hours": 4,
+    }
+    assert np.isnan(obs.values[2, 0]).all()  # hour 12 of A is missing
+    cleaned = data.clean(obs, max_gap=1)
+    pressure = cleaned.values[:, :, 1]
+    # C had no pressure: the mean of A and B where known (B alone at hour 12).
+    np.testing.assert_allclose(pressure[:, 2], [1001, 1001, 1002, 1001])
+    np.testing.assert_allclose(pressure[:, 0], [1000, 1000, 1002, 1000])
+    np.testing.assert_allclose(cleaned.values[:, 0, 0], [1, 1, 1, 1])  # interpolated
+    assert np.isnan(cleaned.values[0, 2, 0])  # C's first hour: an edge, kept
+    assert cleaned.report["pressure_filled_from_other_stations"] == 5
+
+
+def test_reading_rejects_bad_files():
+    good = [HEADER, "2013-01-01 00:00,EWR" + ",1" * len(data.FEATURES)]
+    data.read_long_csv(good, data.FEATURES)
+    with pytest.raises(ValueError, match="missing column.*visib_km"):
+        data.read_long_csv([HEADER.rsplit(",", 1)[0]], data.FEATURES)
+    with pytest.raises(ValueError, match="line 2: time_utc 'yesterday'"):
+        data.read_long_csv([HEADER, good[1].replace("2013-01-01 00:00", "yesterday")],
+                           data.FEATURES)  # fmt: skip
+    with pytest.raises(ValueError, match="line 2: temp_c = 'warm' is not a number"):
+        data.read_long_csv([HEADER, good[1].replace(",1", ",warm", 1)], data.FEATURES)
+    with pytest.raises(ValueError, match="line 3: .*EWR are duplicated"):
+        data.read_long_csv(good + good[1:], data.FEATURES)
+    later = good[1].replace("00:00", "05:00")
+    with pytest.raises(ValueError, match="line 3: .*EWR are not sorted"):
+        data.read_long_csv([HEADER, later, good[1]], data.FEATURES)
+
+
+# Splits, windows and normalisation -------------------------------------------------
+
+
+def test_no_window_straddles_a_split_boundary_or_a_gap():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3))
+    x[200, 1] = np.nan  # a long gap left after cleaning
+    temps = x[:, :1].copy()
+    lookback, horizons = 24, [1, 6]
+    bounds = data.split_bounds(500, 0.2, 0.2)
+    assert bounds == {"train": (0, 300), "validation": (300, 400), "test": (400, 500)}
+    for start, end in bounds.values():
+        anchors, dropped = data.window_anchors(
+            x, temps, (start, end), lookback, horizons
+        )
+        expected = [  # brute force: every row the window reads, checked one by one
+            t
+            for t in range(end)
+            if t - lookback + 1 >= start
+            and t + max(horizons) < end
+            and not np.isnan(x[t - lookback + 1 : t + 1]).any()
+            and not any(np.isnan(x[t + h]).any() for h in horizons)
+        ]
+        assert anchors.tolist() == expected
+        candidates = max(0, end - start - lookback + 1 - max(horizons))
+        assert dropped == candidates - len(expected)
+    train, _ = data.window_anchors(x, temps, bounds["train"], lookback, horizons)
+    assert 200 not in [t + h for t in train for h in horizons]
+    assert train.max() + max(horizons) < 300 and train.min() - lookback + 1 >= 0
+
+
+def test_normalisation_uses_training_statistics_only(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    temps = rng.normal(10, 3, size=(400, 2))
+    monkeypatch.setattr(data, "load_nyc", lambda: observations(temps))
+    config = tiny_config(tmp_path, validation_fraction=0.25, test_fraction=0.25)
+    prepared = weather.load_data(config)
+    train = temps[:200]
+    np.testing.assert_allclose(prepared.stats["mean"][:2], train.mean(axis=0))
+    np.testing.assert_allclose(prepared.stats["std"][:2], train.std(axis=0))
+    changed = temps.copy()
+    changed[200:] = changed[200:] * 100 + 50  # validation and test far off
+    monkeypatch.setattr(data, "load_nyc", lambda: observations(changed))
+    again = weather.load_data(config)
+    assert again.stats["mean"] == prepared.stats["mean"]
+    assert again.stats["std"] == prepared.stats["std"]
+    assert again.stats["target_scale"] == prepared.stats["target_scale"]
+    np.testing.assert_allclose(again.x[:200], prepared.x[:200])
+
+
+# Baselines ----------------------------------------------------------------------
+
+
+def test_baselines_on_hand_made_series():
+    ramp = np.arange(100.0)[:, None]  # +1 degree per hour
+    anchors = np.array([30, 50, 70])
+    horizons = [1, 6, 24]
+    actual = data.future(ramp, anchors, horizons)
+    persistence = baselines.persistence(ramp, anchors, horizons)
+    assert baselines.mae_by_horizon(persistence, actual) == [1.0, 6.0, 24.0]
+    seasonal = baselines.seasonal_naive(ramp, anchors, horizons)
+    assert seasonal[0, :, 0].tolist() == [7.0, 12.0, 30.0]  # t+h-24 for t=30
+    assert baselines.mae_by_horizon(seasonal, actual) == [24.0, 24.0, 24.0]
+    assert baselines.seasonal_lag(25) == 23  # t+25 looks back to t-23 (= t+25-48)
+
+    # A daily cycle 0, 1, ..., 23: seasonal naive is exact; persistence misses
+    # by h, except across midnight where it misses by h - 24.
+    cycle = (np.arange(200.0) % 24)[:, None]
+    anchors = np.arange(30, 150)
+    actual = data.future(cycle, anchors, [1, 6])
+    seasonal = baselines.seasonal_naive(cycle, anchors, [1, 6])
+    assert baselines.mae_by_horizon(seasonal, actual) == [0.0, 0.0]
+    persistence = baselines.persistence(cycle, anchors, [1, 6])
+    # Per 24 anchors: h=1 -> 23 misses of 1 + one of 23; h=6 -> 18 of 6, 6 of 18.
+    expected = [(23 * 1 + 23) / 24, (18 * 6 + 6 * 18) / 24]
+    np.testing.assert_allclose(baselines.mae_by_horizon(persistence, actual), expected)
+
+
+def test_linear_baseline_matches_least_squares():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 2))
+    anchors = np.arange(5, 300)
+    windows = data.Windows(x, anchors, lookback=3)
+    flat = windows[np.arange(len(anchors))].reshape(len(anchors), -1)
+    y = flat @ rng.normal(size=(6, 2)) + 0.5 + rng.normal(0, 0.1, size=(295, 2))
+    model, scores = baselines.fit_linear((windows, y), (windows, y))
+    assert model.strength == min(scores, key=scores.get)
+    # Reference: ridge as ordinary least squares on rows augmented with
+    # sqrt(strength) * identity (intercept column not penalised).
+    design = np.c_[flat, np.ones(len(flat))]
+    penalty = np.sqrt(model.strength) * np.eye(7)[:6]
+    augmented = np.concatenate([design, penalty])
+    target = np.concatenate([y, np.zeros((6, 2))])
+    reference = np.linalg.lstsq(augmented, target, rcond=None)[0]
+    np.testing.assert_allclose(model.weights, reference, atol=1e-6)
+    np.testing.assert_allclose(model.predict(windows), design @ reference, atol=1e-5)
+    assert scores[model.strength] < 0.1  # noise level: the fit is right
+
+
+# Config --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"horizons": "6,1"}, "--horizons='6,1'"),
+        ({"horizons": "1,six"}, "--horizons='1,six'"),
+        ({"lookback": 12}, "--lookback=12"),
+        ({"test_fraction": 0.9}, "--test-fraction=0.9"),
+    ],
+)
+def test_bad_options_name_the_flag(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        tiny_config(tmp_path, **overrides).validate()
+
+
+# Training, export, predict ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("weather")
+    keras.utils.set_random_seed(1234)
+    config = tiny_config(tmp_path)
+    model, run, metrics = weather.train(config)
+    prepared = weather.load_data(config)
+    return config, model, run, metrics, prepared
+
+
+def test_tiny_run_writes_metrics_plots_and_export(trained):
+    config, _, run, metrics, _ = trained
+    for name in ("config.json", "history.csv", "metrics.json", "best.keras"):
+        assert (run.path / name).is_file(), name
+    for name in ("forecast_week.png", "mae_by_horizon.png", "loss.png"):
+        assert (run.path / name).stat().st_size > 1000, name
+    models = {"persistence", "seasonal naive", "linear", "keras_lstm.lstm"}
+    assert set(metrics["test_mae"]) == models
+    for maes in metrics["test_mae"].values():
+        assert list(maes) == ["1", "6", "24"]
+        assert all(0 < v < 20 for v in maes.values())
+    assert metrics["data"]["windows_test"] > 1000
+    assert metrics["export"]["keras_max_abs_diff"] < 1e-5
+    expected = {"model.keras", "normalization.json"}
+    if keras.backend.backend() == "tensorflow":
+        expected |= {"saved_model", "saved_model.json", "model.tflite"}
+        expected |= {"model.tflite.json"}
+        assert metrics["export"]["saved_model_max_abs_diff"] <= 1e-5
+        assert metrics["export"]["tflite_max_abs_diff"] <= 1e-5
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in metrics["export"]["tflite_ops"]
+        assert not any(op.startswith("Flex") for op in metrics["export"]["tflite_ops"])
+    assert {p.name for p in Path(config.export_dir).iterdir()} == expected
+
+
+@pytest.fixture(scope="module")
+def cleaned():
+    return data.clean(data.load_nyc(), max_gap=3)
+
+
+def recent_csv(obs: data.Observations, path: Path, hours: int, edit=None) -> Path:
+    """The cleaned observations of the last `hours` hours, in the bundled format.
+
+    `edit` gets the lines (0: header, then EWR's rows, JFK's, LGA's) to spoil.
+    """
+    lines = [HEADER] + [
+        ",".join(
+            [data.format_hour(hour), station, *map(repr, map(float, obs.values[t, s]))]
+        )
+        for s, station in enumerate(obs.stations)
+        for t, hour in list(enumerate(obs.hours))[-hours:]
+    ]
+    path.write_text("\n".join(edit(lines) if edit else lines) + "\n")
+    return path
+
+
+def test_predict_from_csv_equals_the_training_pipeline(trained, cleaned, tmp_path):
+    config, model, _, _, prepared = trained
+    path = recent_csv(cleaned, tmp_path / "r.csv", 30)
+    result = weather.predict(path, config.export_dir)
+    assert result["from"] == "2013-12-30 23:00"
+    last = np.array([len(prepared.hours) - 1])  # the final hour, via load_data
+    windows = data.Windows(prepared.x, last, config.lookback)
+    expected = weather.forecast(model, windows, prepared.temps[last], prepared.stats)
+    for s, station in enumerate(["EWR", "JFK", "LGA"]):
+        got = list(result["forecasts"][station].values())
+        np.testing.assert_allclose(got, expected[0, :, s], atol=1e-4)
+
+
+def test_predict_reads_the_example_file(trained):
+    example = ROOT / "tasks" / "weather" / "example_recent.csv"
+    result = weather.predict(example, trained[0].export_dir)
+    assert result["from"] == "2013-12-30 23:00"
+    assert list(result["forecasts"]) == ["EWR", "JFK", "LGA"]
+    for by_horizon in result["forecasts"].values():
+        assert list(by_horizon) == [1, 6, 24]
+        assert all(-30 < t < 45 for t in by_horizon.values())
+
+
+def replace(index, old, new):
+    """An edit that replaces `old` by `new` once in line `index`."""
+    return lambda lines: [
+        line.replace(old, new, 1) if i == index else line
+        for i, line in enumerate(lines)
+    ]
+
+
+# Lines: 0 header, 1-30 EWR (2013-12-29 18:00 to 12-30 23:00), 31-60 JFK, 61-90 LGA.
+@pytest.mark.parametrize(
+    "hours, edit, message",
+    [
+        (30, lambda r: [x.rsplit(",", 1)[0] for x in r], "missing column.*visib_km"),
+        (10, None, "too few rows: station EWR has 10 hours, the model reads the"),
+        (30, lambda r: r[:20] + [r[20].rsplit(",", 1)[0] + ",nan"] + r[21:],
+         "EWR, 2013-12-30 13:00: visib_km is missing .empty or NaN."),
+        (30, lambda r: r[:60] + [r[60].rsplit(",", 1)[0] + ","] + r[61:],
+         "JFK, 2013-12-30 23:00: visib_km is missing"),
+        (30, replace(6, "2013-12-29", "2013-12-2x"), "line 7: time_utc '2013-12-2x"),
+        (30, replace(90, ",LGA,", ",LGA,abc"), "line 91: temp_c = 'abc.*' is not a"),
+        (30, lambda r: r[:1] + [r[2], r[1]] + r[3:], "line 3: .*EWR are not sorted"),
+        (30, lambda r: r[:3] + [r[2]] + r[3:], "line 4: .*EWR are duplicated"),
+        (30, lambda r: [x for x in r if ",JFK," not in x], "no rows for station.*JFK"),
+        (30, lambda r: r[:20] + r[21:], "EWR: hours missing between"),
+        (30, lambda r: r[:-1], "stations end at different hours"),
+    ],
+)  # fmt: skip
+def test_predict_names_what_is_wrong_with_the_csv(
+    trained, cleaned, tmp_path, hours, edit, message
+):
+    path = recent_csv(cleaned, tmp_path / "bad.csv", hours, edit)
+    with pytest.raises(ValueError, match=message):
+        weather.predict(path, trained[0].export_dir)
+
+
+@pytest.mark.slow  # a fresh Python process / a second training run
+def test_predict_command_prints_one_line_errors(trained, cleaned, tmp_path):
+    path = recent_csv(cleaned, tmp_path / "short.csv", 5)
+    done = subprocess.run(
+        [sys.executable, "-m", "tasks.weather", "predict", "--csv", str(path),
+         "--model-dir", trained[0].export_dir],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    # The last line; TensorFlow may log its start-up lines before it.
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {path}: too few rows: station EWR has 5 hours, the model reads "
+        "the last 24"
+    )
+
+
+# Jena -----------------------------------------------------------------------------
+
+
+JENA_HEADER = (
+    '"Date Time","p (mbar)","T (degC)","Tpot (K)","Tdew (degC)","rh (%)",'
+    '"VPmax (mbar)","VPact (mbar)","VPdef (mbar)","sh (g/kg)","H2OC (mmol/mol)",'
+    '"rho (g/m**3)","wv (m/s)","max. wv (m/s)","wd (deg)"'
+)
+
+
+def write_jena(folder: Path, days: int) -> Path:
+    """A small file in the Jena climate format: every 10 minutes, one error."""
+    rng = np.random.default_rng(3)
+    lines = [JENA_HEADER]
+    for step in range(1, days * 144 + 1):
+        minutes = step * 10
+        day, rest = divmod(minutes, 1440)
+        stamp = f"{day % 28 + 1:02d}.{day // 28 + 1:02d}.2009 "
+        stamp += f"{rest // 60:02d}:{rest % 60:02d}:00"
+        temp = 5 + 4 * math.sin(2 * math.pi * minutes / 1440) + rng.normal(0, 0.3)
+        wind = -9999.0 if step == 72 else 2.0
+        values = [996.5, temp, temp + 273, temp - 3, 80, 9, 7, 2, 4.4, 7, 1300]
+        lines.append(stamp + "," + ",".join(f"{v:.2f}" for v in values)
+                     + f",{wind},{wind + 1},{90.0}")  # fmt: skip
+    folder.mkdir(parents=True)
+    path = folder / "jena_climate_2009_2016.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.slow  # a fresh Python process / a second training run
+def test_jena_loader_reads_the_extracted_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "jena_climate_2009_2016_extracted"
+    write_jena(folder, days=20)
+    calls = []
+
+    def get_file(origin, extract):  # Keras 3 returns the extracted folder
+        calls.append((origin, extract))
+        return str(folder)
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    obs = data.load_jena()
+    assert calls == [(data.JENA_URL, True)]
+    assert obs.stations == ["jena"] and obs.features == data.JENA_FEATURES
+    assert len(obs.hours) == 20 * 24  # 01:00 on day 1 to 00:00 on day 21
+    assert obs.report["jena_wind_errors_set_missing"] == 2  # wv and max. wv, 12:00
+    u = obs.values[:, 0, obs.features.index("wind_u_ms")]
+    assert np.isnan(u[11]) and u[10] == pytest.approx(-2.0)  # from the east
+
+    config = tiny_config(tmp_path, dataset="jena", horizons="1,6", export_dir="")
+    _, _, metrics = weather.train(config)
+    # wind and gust u, v at 12:00 on day 1
+    assert metrics["data"]["values_interpolated_gaps_up_to_3h"] == 4
+    assert set(metrics["test_mae"]["linear"]) == {"1", "6"}
