@@ -5,13 +5,12 @@
     python -m tasks.long_range gates "A quiet triumph." --out gates.png
 
 The adding problem (Hochreiter & Schmidhuber, 1997): T steps of (value in [0, 1],
-marker); the target is the sum of the two marked values. Guessing the mean
-scores MSE 0.167; a model that remembers gets close to 0. Every model of the
-grid (SimpleRNN, our LSTM, our GRU, keras.layers.LSTM, with about the same
-number of parameters) trains on the same batches with the same optimizer and
-step budget (SimpleRNN with a lower learning rate, its best). The run also
-measures the gradient flow ||dL/dx_t|| of SimpleRNN and our LSTM before and
-after training, and draws our LSTM's gates on one sequence.
+marker); the target is the sum of the two marked values (guessing the mean
+scores MSE 0.167). SimpleRNN, our LSTM, our GRU and keras.layers.LSTM, with
+about the same number of parameters, train on the same batches with the same
+optimizer and step budget (SimpleRNN with a lower learning rate, its best). The
+run also measures the gradient flow ||dL/dx_t|| of SimpleRNN and our LSTM
+before and after training, and draws our LSTM's gates on one sequence.
 """
 
 from __future__ import annotations
@@ -320,6 +319,7 @@ def write_report(config: LongRangeConfig, run, results: list[dict], seconds: flo
         "constant_guess_mse": 2 / 12,
         "backend": keras.backend.backend(),
         "device": common.accelerator(),
+        "device_name": common.device_name(),
     }
     common.save_metrics(run, metrics)
     table = report.results_table(results, config)
