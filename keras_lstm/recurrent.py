@@ -19,7 +19,7 @@ from keras import ops
 from keras.src import backend as keras_backend
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
-from keras_lstm import _checks
+from keras_lstm import _checks, fused
 
 __all__ = [
     "DropoutRNNCell",
@@ -147,7 +147,15 @@ class RecurrentLayer(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if self.use_cudnn is True:
             return self._fused_inner_loop(sequences, initial_state, mask, training)
+        if self.use_cudnn == "auto" and not self.unroll:
+            fast = fused.select(self, sequences, mask, training)
+            if fast is not None:
+                return fast(sequences, list(initial_state), mask)
+        return self.reference_loop(sequences, initial_state, mask, training)
 
+    def reference_loop(self, sequences, initial_state, mask, training=False):
+        """The keras.ops cell in Keras' generic loop: the reference that every
+        fast path is tested against (and what `use_cudnn=False` always runs)."""
         copy_states = keras.backend.backend() == "torch" and self.stateful
         cell = self.cell
         if self.hoist_input_projection:
