@@ -6,11 +6,13 @@ repeats. All contenders are timed back to back in every repeat (the order revers
 every other repeat), so their ratios are taken under the same machine load.
 
 Contenders (`--contenders`):
-  ours        keras_lstm.LSTM / GRU as shipped (use_cudnn="auto": fast paths on)
+  ours        keras_lstm.LSTM / GRU as shipped (use_cudnn="auto": fast paths on;
+              hoist_input_projection="auto": hoisted on a jax GPU)
   keras       keras.layers.LSTM / GRU as shipped
   torch       PyTorch nn.LSTM / nn.GRU + nn.Linear, a plain PyTorch training loop
               (Adam, MSE) and a no_grad inference loop over the same batches
-  reference   ours with use_cudnn=False: the keras.ops cell in Keras' loop
+  reference   ours with use_cudnn=False and hoist_input_projection=False: the
+              keras.ops cell in Keras' loop, one step at a time
   hoist       reference with hoist_input_projection=True
   unroll      ours with unroll=True
   jit         ours, model compiled with jit_compile=True (XLA on tensorflow)

@@ -12,9 +12,11 @@
 #   gpu_bench.log           everything printed, the gpu_check lines included
 #   jax-gpu-lstm-gru-main.{json,md}
 #                           LSTM and GRU, shapes imdb/chargen/weather, fit/predict
-#                           over 20 batches, 5 repeats: ours, keras built-in,
-#                           PyTorch nn.LSTM/nn.GRU (cuDNN), ours with the input
-#                           projection hoisted
+#                           over 20 batches, 5 repeats: ours as shipped (on a
+#                           jax GPU: input projection hoisted), keras built-in
+#                           (LSTM: cuDNN via jax.experimental.rnn), PyTorch
+#                           nn.LSTM/nn.GRU (cuDNN), and "reference": our cell
+#                           with use_cudnn=False and no hoisting
 #   torch-gpu-lstm-gru.{json,md}
 #                           torch backend: ours (torch._VF = cuDNN path), keras
 #                           built-in, our reference cell (per-step Python), PyTorch
@@ -61,7 +63,7 @@ step "check" "$T_CHECK" bash -c \
 # 2. The main table: jax backend, LSTM and GRU, three shapes (bench_layers.py
 #    rewrites its files after each shape, so a timeout keeps what was done).
 step "jax-main" "$T_MAIN" env KERAS_BACKEND=jax "$PY" benchmarks/bench_layers.py \
-  --rnn lstm gru --shapes $SHAPES --contenders ours keras torch hoist \
+  --rnn lstm gru --shapes $SHAPES --contenders ours keras torch reference \
   --repeats "$REPEATS" --batches "$BATCHES" --tag main --out "$OUT"
 
 # 3. torch backend: the fused path against the per-step reference loop.

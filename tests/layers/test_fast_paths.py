@@ -69,21 +69,25 @@ def trio(kind, **kwargs):
     return layers
 
 
+DROPOUT_CONFIGS = [
+    ("lstm", {"dropout": 0.3, "seed": 3, "return_sequences": True}),
+    ("gru", {"dropout": 0.3, "seed": 3, "return_state": True}),
+    ("lstm", {"recurrent_dropout": 0.3, "seed": 3}),
+]
+# Inference for every configuration of test_equivalence and the dropout ones;
+# training (where only dropout changes anything) for the dropout ones.
+CASES = [(k, o, False) for k, o in CONFIGS + DROPOUT_CONFIGS] + [
+    (k, o, True) for k, o in DROPOUT_CONFIGS
+]
+
+
 @pytest.mark.parametrize(
-    "kind,kwargs",
-    [(k, o) for k, o in CONFIGS]
-    + [
-        ("lstm", {"dropout": 0.3, "seed": 3, "return_sequences": True}),
-        ("gru", {"dropout": 0.3, "seed": 3, "return_state": True}),
-        ("lstm", {"recurrent_dropout": 0.3, "seed": 3}),
-    ],
-    ids=[ids(c) for c in CONFIGS] + ["lstm-dropout", "gru-dropout", "lstm-rdropout"],
+    "kind,kwargs,training",
+    CASES,
+    ids=[ids((k, o)) + ("-train" if t else "-infer") for k, o, t in CASES],
 )
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
-@pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
-def test_fast_equals_reference_and_builtin(kind, kwargs, masked, training):
-    if training and not any("dropout" in k for k in kwargs):
-        pytest.skip("training only changes anything with dropout")
+def test_fast_equals_reference_and_builtin(kind, kwargs, training, masked):
     fast, reference, builtin = trio(kind, **kwargs)
     x, mask = inputs(), (MASK if masked else None)
     engages = fused.select(fast, x, mask, training) is not None
@@ -234,3 +238,14 @@ def test_torch_fast_path_trains_like_the_builtin():
         history = m.fit(x, y.astype("float32"), epochs=5, verbose=0)
         losses.append(history.history["loss"])
     np.testing.assert_allclose(losses[0], losses[1], rtol=0, atol=1e-5)
+
+
+def test_hoisting_is_automatic_only_for_jax_on_a_gpu():
+    from keras_lstm.recurrent import RecurrentLayer, _jax_on_gpu
+
+    assert RecurrentLayer.hoist_input_projection == "auto"
+    if BACKEND != "jax":
+        assert not _jax_on_gpu()
+        return
+    device = keras.distribution.list_devices()[0].lower()
+    assert _jax_on_gpu() == device.startswith(("gpu", "cuda"))
