@@ -200,7 +200,7 @@ class TorchContender:
             loss = torch.nn.functional.mse_loss(self._forward(xb), yb)
             loss.backward()
             self.optimizer.step()
-        float(loss)  # waits for the device, as fit does
+        float(loss.detach())  # waits for the device, as fit does
 
     def infer(self, x):
         torch = self.torch
