@@ -1,15 +1,29 @@
-"""Speed of keras_lstm layers vs the Keras built-ins, per backend and device.
+"""Speed (and peak memory) of keras_lstm layers vs the Keras built-ins and PyTorch.
 
 Trains with `fit` and infers with `predict` over many batches, after a warm-up
 call that pays for tracing/compilation, and reports the median time per batch over
-repeats. Our layer and the built-in are timed alternately in the same process, so
-their ratio is taken under the same machine load.
+repeats. All contenders are timed back to back in every repeat (the order reversed
+every other repeat), so their ratios are taken under the same machine load.
+
+Contenders (`--contenders`):
+  ours        keras_lstm.LSTM / GRU as shipped (use_cudnn="auto": fast paths on;
+              hoist_input_projection="auto": hoisted on a jax GPU)
+  keras       keras.layers.LSTM / GRU as shipped
+  torch       PyTorch nn.LSTM / nn.GRU + nn.Linear, a plain PyTorch training loop
+              (Adam, MSE) and a no_grad inference loop over the same batches
+  reference   ours with use_cudnn=False and hoist_input_projection=False: the
+              keras.ops cell in Keras' loop, one step at a time
+  hoist       reference with hoist_input_projection=True
+  unroll      ours with unroll=True
+  jit         ours, model compiled with jit_compile=True (XLA on tensorflow)
 
     KERAS_BACKEND=tensorflow python benchmarks/bench_layers.py
     KERAS_BACKEND=jax python benchmarks/bench_layers.py --shapes imdb --rnn lstm gru
 
-Writes benchmarks/results/<backend>-<device>-<rnn>.json and .md (a markdown table).
-Runs wherever Keras runs: TensorFlow is not needed on the jax/torch backends.
+Writes <out>/<backend>-<device>-<rnn>[-<tag>].json and .md (a markdown table).
+Runs wherever Keras runs: TensorFlow is not needed on the jax/torch backends, and
+torch is optional (the `torch` contender is skipped when it is not installed).
+`--memory` also measures each contender's peak memory in a fresh subprocess.
 """
 
 from __future__ import annotations
@@ -21,6 +35,8 @@ import os
 import pathlib
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,7 +56,22 @@ LAYERS = {
     "lstm": (keras_lstm.LSTM, keras.layers.LSTM),
     "gru": (keras_lstm.GRU, keras.layers.GRU),
 }
+CONTENDERS = ("ours", "keras", "torch", "reference", "hoist", "unroll", "jit")
 RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def torch_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def device_name() -> str:
@@ -67,6 +98,12 @@ def device_name() -> str:
     return cpu_name()
 
 
+def backend_version() -> str:
+    name = keras.backend.backend()
+    module = __import__(name)
+    return f"{name} {getattr(module, '__version__', '?')}"
+
+
 def cpu_name() -> str:
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
@@ -77,16 +114,121 @@ def cpu_name() -> str:
     return f"{platform.processor() or 'CPU'} ({os.cpu_count()} cores)"
 
 
-def make_model(layer_cls, timesteps, features, units):
-    model = keras.Sequential(
-        [
-            keras.Input((timesteps, features)),
-            layer_cls(units),
-            keras.layers.Dense(1),
-        ]
-    )
-    model.compile(optimizer="adam", loss="mse")
-    return model
+class KerasContender:
+    """A Keras model `Input -> RNN -> Dense(1)` timed with fit / predict."""
+
+    def __init__(self, name, rnn, timesteps, features, units, batch):
+        ours_cls, builtin_cls = LAYERS[rnn]
+        jit = False
+        if name == "keras":
+            layer = builtin_cls(units)
+        elif name in ("reference", "hoist"):
+            layer = ours_cls(units, use_cudnn=False)
+            layer.hoist_input_projection = name == "hoist"
+        elif name == "unroll":
+            layer = ours_cls(units, unroll=True)
+        else:  # ours, jit
+            layer = ours_cls(units)
+            jit = name == "jit"
+        self.model = keras.Sequential(
+            [keras.Input((timesteps, features)), layer, keras.layers.Dense(1)]
+        )
+        self.model.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        self.batch = batch
+
+    def set_weights(self, weights):
+        self.model.set_weights(weights)
+
+    def train(self, x, y):
+        self.model.fit(x, y, batch_size=self.batch, epochs=1, shuffle=False, verbose=0)
+
+    def infer(self, x):
+        return self.model.predict(x, batch_size=self.batch, verbose=0)
+
+
+class TorchContender:
+    """PyTorch nn.LSTM / nn.GRU + nn.Linear: the peer the issue compares with."""
+
+    def __init__(self, rnn, features, units, batch, weights):
+        import torch
+
+        self.torch = torch
+        self.device = torch_device()
+        cls = torch.nn.LSTM if rnn == "lstm" else torch.nn.GRU
+        self.rnn = cls(features, units, batch_first=True).to(self.device)
+        self.head = torch.nn.Linear(units, 1).to(self.device)
+        if weights is not None:
+            self._load(rnn, weights)
+        params = list(self.rnn.parameters()) + list(self.head.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=1e-3)
+        self.batch = batch
+
+    def _load(self, rnn, weights):
+        """Same start as the Keras contenders (weights from keras_lstm)."""
+        torch = self.torch
+        kernel, recurrent, bias, dense_w, dense_b = weights
+
+        def gates(w):
+            if rnn == "lstm":
+                return w
+            z, r, h = np.split(w, 3, axis=-1)
+            return np.concatenate([r, z, h], axis=-1)
+
+        with torch.no_grad():
+            self.rnn.weight_ih_l0.copy_(torch.tensor(gates(kernel).T))
+            self.rnn.weight_hh_l0.copy_(torch.tensor(gates(recurrent).T))
+            if rnn == "lstm":
+                self.rnn.bias_ih_l0.copy_(torch.tensor(bias))
+                self.rnn.bias_hh_l0.zero_()
+            else:
+                self.rnn.bias_ih_l0.copy_(torch.tensor(gates(bias[0])))
+                self.rnn.bias_hh_l0.copy_(torch.tensor(gates(bias[1])))
+            self.head.weight.copy_(torch.tensor(dense_w.T))
+            self.head.bias.copy_(torch.tensor(dense_b))
+
+    def _forward(self, xb):
+        out = self.rnn(xb)[0][:, -1]
+        return self.head(out)
+
+    def train(self, x, y):
+        torch = self.torch
+        self.rnn.train()
+        for start in range(0, len(x), self.batch):
+            xb = torch.from_numpy(x[start : start + self.batch]).to(self.device)
+            yb = torch.from_numpy(y[start : start + self.batch]).to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.mse_loss(self._forward(xb), yb)
+            loss.backward()
+            self.optimizer.step()
+        float(loss.detach())  # waits for the device, as fit does
+
+    def infer(self, x):
+        torch = self.torch
+        self.rnn.eval()
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(x), self.batch):
+                xb = torch.from_numpy(x[start : start + self.batch]).to(self.device)
+                outs.append(self._forward(xb))
+        return torch.cat(outs).cpu().numpy()
+
+
+def make_contender(name, rnn, shape, weights=None):
+    batch, timesteps, features, units, _ = SHAPES[shape]
+    if name == "torch":
+        return TorchContender(rnn, features, units, batch, weights)
+    contender = KerasContender(name, rnn, timesteps, features, units, batch)
+    if weights is not None:
+        contender.set_weights(weights)
+    return contender
+
+
+def data(shape):
+    batch, timesteps, features, _, batches = SHAPES[shape]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch * batches, timesteps, features)).astype("float32")
+    y = rng.standard_normal((batch * batches, 1)).astype("float32")
+    return x, y
 
 
 def time_per_batch(fn, batches: int) -> float:
@@ -95,44 +237,122 @@ def time_per_batch(fn, batches: int) -> float:
     return (time.perf_counter() - start) / batches * 1000.0
 
 
-def paired_ratio(times: dict, kind: str) -> float:
-    pairs = zip(times[("ours", kind)], times[("keras", kind)])
-    return round(statistics.median(a / b for a, b in pairs), 3)
-
-
-def bench_shape(rnn: str, shape: str, repeats: int) -> dict:
-    batch, timesteps, features, units, batches = SHAPES[shape]
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch * batches, timesteps, features)).astype("float32")
-    y = rng.standard_normal((batch * batches, 1)).astype("float32")
-    ours_cls, builtin_cls = LAYERS[rnn]
-    models = {
-        "ours": make_model(ours_cls, timesteps, features, units),
-        "keras": make_model(builtin_cls, timesteps, features, units),
+def ratios(times: dict, a: str, b: str, kind: str) -> dict:
+    """a / b three ways: median over back-to-back pairs, of medians, of bests."""
+    ta, tb = times[(a, kind)], times[(b, kind)]
+    return {
+        "paired": round(statistics.median(x / y for x, y in zip(ta, tb)), 3),
+        "of_medians": round(statistics.median(ta) / statistics.median(tb), 3),
+        "of_bests": round(min(ta) / min(tb), 3),
     }
-    models["keras"].set_weights(models["ours"].get_weights())
 
-    def train(model):
-        return lambda: model.fit(
-            x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0
+
+def measure_memory(rnn, shape, name) -> dict:
+    """Peak memory of one contender, in a fresh process (see `--memory`)."""
+    cmd = [sys.executable, __file__, "--memory-of", rnn, shape, name]
+    cmd += ["--batches", str(SHAPES[shape][4])]
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=600, check=True
         )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except Exception as error:  # noqa: BLE001 - one failure must not stop the run
+        return {"error": repr(error)[:300]}
 
-    def infer(model):
-        return lambda: model.predict(x, batch_size=batch, verbose=0)
+
+def _rss_peak_kib(reset: bool = False):
+    """The process' peak resident memory (VmHWM, KiB); `reset` restarts it
+    (Linux: writing 5 to /proc/self/clear_refs). None where unavailable."""
+    try:
+        if reset:
+            pathlib.Path("/proc/self/clear_refs").write_text("5")
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def memory_child(rnn, shape, name) -> None:
+    """Runs in the subprocess: fit + predict once, prints the peaks as JSON.
+
+    Host: the peak RSS during fit + predict minus the RSS before (imports, data
+    and the built model excluded). Device: the allocator's peak (torch CUDA, or
+    JAX's peak_bytes_in_use, which in a fresh process is this contender's)."""
+    x, y = data(shape)
+    contender = make_contender(name, rnn, shape)
+    uses_torch = name == "torch" or keras.backend.backend() == "torch"
+    if uses_torch:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+    before = _rss_peak_kib(reset=True)
+    contender.train(x, y)
+    contender.infer(x)
+    after = _rss_peak_kib()
+    device_peak = None
+    if uses_torch:
+        if torch.cuda.is_available():
+            device_peak = torch.cuda.max_memory_allocated()
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        device_peak = stats.get("peak_bytes_in_use")
+    growth = None if before is None or after is None else (after - before) / 1024
+    print(
+        json.dumps(
+            {
+                "host_peak_rss_mib": None if after is None else round(after / 1024, 1),
+                "host_rss_growth_mib": None if growth is None else round(growth, 1),
+                "device_peak_mib": None
+                if device_peak is None
+                else round(device_peak / 2**20, 1),
+            }
+        )
+    )
+
+
+def bench_shape(rnn: str, shape: str, contenders, repeats: int, memory: bool):
+    batch, timesteps, features, units, batches = SHAPES[shape]
+    x, y = data(shape)
+    models, errors = {}, {}
+    weights = None
+    for name in contenders:
+        try:
+            models[name] = make_contender(name, rnn, shape, weights)
+            if weights is None and name != "torch":
+                weights = models[name].model.get_weights()
+                for other in models.values():  # a torch one made before
+                    if other is not models[name] and isinstance(other, TorchContender):
+                        other._load(rnn, weights)
+            # Warm-up: tracing / compilation, and one full pass of each kind.
+            models[name].train(x, y)
+            models[name].infer(x)
+        except Exception as error:  # noqa: BLE001 - keep the other contenders
+            errors[name] = repr(error)[:300]
+            models.pop(name, None)
+            print(f"# {rnn} {shape} {name} failed: {errors[name]}", flush=True)
 
     times = {(name, kind): [] for name in models for kind in ("train", "infer")}
-    for model in models.values():  # warm-up: tracing / compilation
-        train(model)()
-        infer(model)()
     for repeat in range(repeats):
-        # Back to back, alternating who goes first, so pairs share machine state.
         order = list(models.items())[:: 1 if repeat % 2 == 0 else -1]
-        for kind, run in (("train", train), ("infer", infer)):
+        for kind in ("train", "infer"):
             for name, model in order:
-                times[(name, kind)].append(time_per_batch(run(model), batches))
-    median = {key: statistics.median(v) for key, v in times.items()}
-    best = {key: min(v) for key, v in times.items()}
-    return {
+                run = model.train if kind == "train" else model.infer
+                args = (x, y) if kind == "train" else (x,)
+                try:
+                    times[(name, kind)].append(
+                        time_per_batch(lambda: run(*args), batches)
+                    )
+                except Exception as error:  # noqa: BLE001
+                    errors[f"{name}_{kind}"] = repr(error)[:300]
+    times = {key: v for key, v in times.items() if len(v) == repeats}
+    names = sorted({n for n, _ in times}, key=list(contenders).index)
+
+    result = {
         "rnn": rnn,
         "shape": shape,
         "batch": batch,
@@ -141,55 +361,93 @@ def bench_shape(rnn: str, shape: str, repeats: int) -> dict:
         "units": units,
         "batches_per_timing": batches,
         "repeats": repeats,
-        "ms_per_batch": {f"{n}_{k}": round(v, 2) for (n, k), v in median.items()},
-        "sequences_per_s": {
-            f"{n}_{k}": round(batch / v * 1000.0, 1) for (n, k), v in median.items()
+        "contenders": names,
+        "ms_per_batch": {
+            f"{n}_{k}": round(statistics.median(v), 3) for (n, k), v in times.items()
         },
-        "ratio_train": round(median[("ours", "train")] / median[("keras", "train")], 3),
-        "ratio_infer": round(median[("ours", "infer")] / median[("keras", "infer")], 3),
-        # Median of ours/keras over back-to-back pairs: a slow spell of the
-        # machine hits both members of a pair, so it cancels out.
-        "ratio_train_paired": paired_ratio(times, "train"),
-        "ratio_infer_paired": paired_ratio(times, "infer"),
-        # Best-of ratios: less sensitive to machine noise than medians.
-        "ratio_train_best": round(
-            best[("ours", "train")] / best[("keras", "train")], 3
-        ),
-        "ratio_infer_best": round(
-            best[("ours", "infer")] / best[("keras", "infer")], 3
-        ),
-        "all_ms": {f"{n}_{k}": [round(t, 2) for t in v] for (n, k), v in times.items()},
+        "sequences_per_s": {
+            f"{n}_{k}": round(batch / statistics.median(v) * 1000.0, 1)
+            for (n, k), v in times.items()
+        },
+        "ratios": {},
+        "all_ms": {f"{n}_{k}": [round(t, 3) for t in v] for (n, k), v in times.items()},
+        "errors": errors,
     }
+    for base in ("keras", "torch"):
+        for name in names:
+            if name == base or base not in names:
+                continue
+            for kind in ("train", "infer"):
+                if (name, kind) in times and (base, kind) in times:
+                    result["ratios"][f"{name}/{base}_{kind}"] = ratios(
+                        times, name, base, kind
+                    )
+    if memory:
+        result["memory"] = {name: measure_memory(rnn, shape, name) for name in names}
+    return result
+
+
+def fmt_ratio(result, name, base, kind) -> str:
+    r = result["ratios"].get(f"{name}/{base}_{kind}")
+    if r is None:
+        return "–"
+    return f"**{r['paired']}** ({r['of_medians']}, {r['of_bests']})"
 
 
 def markdown(report: dict) -> str:
     lines = [
         f"{report['date']} · backend `{report['backend']}` · {report['device']} · "
-        f"Keras {report['keras']}",
+        f"Keras {report['keras']} · {report.get('backend_version', '')}"
+        + (f" · torch {report['torch']}" if report.get("torch") else ""),
         "",
-        "| layer | shape (batch, steps, features→units) | ours train ms | keras "
-        "train ms | train ratio | ours infer ms | keras infer ms "
-        "| infer ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| layer | shape (batch, steps, features→units) | contender | train ms | "
+        "infer ms | infer seq/s | train vs keras | infer vs keras | train vs "
+        "torch | infer vs torch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
-        ms = r["ms_per_batch"]
-        lines.append(
-            f"| {r['rnn'].upper()} | {r['shape']} ({r['batch']}, {r['timesteps']}, "
-            f"{r['features']}→{r['units']}) | {ms['ours_train']} | "
-            f"{ms['keras_train']} | **{r['ratio_train_paired']}** "
-            f"({r['ratio_train']}, {r['ratio_train_best']}) | "
-            f"{ms['ours_infer']} | {ms['keras_infer']} | **{r['ratio_infer_paired']}** "
-            f"({r['ratio_infer']}, {r['ratio_infer_best']}) |"
+        ms, sps = r["ms_per_batch"], r["sequences_per_s"]
+        shape = (
+            f"{r['shape']} ({r['batch']}, {r['timesteps']}, "
+            f"{r['features']}→{r['units']})"
         )
+        for name in r["contenders"]:
+            lines.append(
+                f"| {r['rnn'].upper()} | {shape} | {name} | "
+                f"{ms.get(name + '_train', '–')} | {ms.get(name + '_infer', '–')} | "
+                f"{sps.get(name + '_infer', '–')} | "
+                f"{fmt_ratio(r, name, 'keras', 'train')} | "
+                f"{fmt_ratio(r, name, 'keras', 'infer')} | "
+                f"{fmt_ratio(r, name, 'torch', 'train')} | "
+                f"{fmt_ratio(r, name, 'torch', 'infer')} |"
+            )
+        for name, error in r["errors"].items():
+            lines.append(
+                f"| {r['rnn'].upper()} | {shape} | {name} | failed: "
+                f"`{error[:80]}` | | | | | | |"
+            )
     lines += [
         "",
-        "Milliseconds per batch, median over repeats. Ratio = ours / keras "
-        "(< 1: ours faster), in bold the median over back-to-back pairs; in "
-        "brackets the ratio of medians and the ratio of the best repeats.",
-        f"Command: `{report['command']}`",
-        "",
+        "Milliseconds per batch (median over repeats). Ratios: contender / "
+        "baseline (< 1: contender faster); in bold the median over back-to-back "
+        "pairs, in brackets the ratio of medians and the ratio of best repeats.",
     ]
+    if any("memory" in r for r in report["results"]):
+        lines += [
+            "",
+            "| layer | shape | contender | host peak RSS MiB | host RSS growth "
+            "in fit+predict MiB | device peak MiB |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+        for r in report["results"]:
+            for name, mem in r.get("memory", {}).items():
+                lines.append(
+                    f"| {r['rnn'].upper()} | {r['shape']} | {name} | "
+                    f"{mem.get('host_peak_rss_mib', '–')} | "
+                    f"{mem.get('host_rss_growth_mib', '–')} | "
+                    f"{mem.get('device_peak_mib') or '–'} |"
+                )
+    lines += ["", f"Command: `{report['command']}`", ""]
     return "\n".join(lines)
 
 
@@ -197,57 +455,76 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES))
     parser.add_argument("--rnn", nargs="+", choices=LAYERS, default=["lstm"])
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=CONTENDERS,
+        default=["ours", "keras", "torch"],
+        help="what to time (see the module docstring); 'keras' is the baseline",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats")
     parser.add_argument(
-        "--hoist",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="set RecurrentLayer.hoist_input_projection (see benchmarks/NOTES.md)",
+        "--batches", type=int, default=None, help="override batches per timing"
     )
+    parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument("--memory", action="store_true", help="peak memory too")
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--memory-of", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.batches:
+        for name, shape in SHAPES.items():
+            SHAPES[name] = (*shape[:4], args.batches)
+    if args.memory_of:
+        memory_child(*args.memory_of)
+        return
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    contenders = list(dict.fromkeys(args.contenders))
+    if "torch" in contenders and not torch_available():
+        print("# torch is not installed: skipping the torch contender")
+        contenders.remove("torch")
+    torch_version = None
+    if "torch" in contenders:
+        import torch
 
-    if args.hoist != "auto":
-        from keras_lstm.recurrent import RecurrentLayer
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
+        torch_version = f"{torch.__version__} ({torch_device()}"
+        if torch_device() == "cpu":
+            torch_version += f", {torch.get_num_threads()} threads"
+        torch_version += ")"
 
-        RecurrentLayer.hoist_input_projection = args.hoist == "on"
     keras.utils.set_random_seed(0)
-    results = []
-    for rnn in args.rnn:
-        for shape in args.shapes:
-            result = bench_shape(rnn, shape, args.repeats)
-            print(json.dumps(result), flush=True)
-            results.append(result)
+    command = ["KERAS_BACKEND=" + keras.backend.backend(), "python"]
+    command += ["benchmarks/bench_layers.py", *sys.argv[1:]]
     report = {
-        "date": datetime.date.today().isoformat(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
         "backend": keras.backend.backend(),
         "device": device_name(),
+        "cpu": cpu_name(),
         "keras": keras.__version__,
-        "command": "KERAS_BACKEND={} python benchmarks/bench_layers.py {}".format(
-            keras.backend.backend(),
-            " ".join(
-                [
-                    "--shapes",
-                    *args.shapes,
-                    "--rnn",
-                    *args.rnn,
-                    "--repeats",
-                    str(args.repeats),
-                ]
-                + ([] if args.hoist == "auto" else ["--hoist", args.hoist])
-            ),
-        ),
-        "results": results,
+        "backend_version": backend_version(),
+        "torch": torch_version,
+        "command": " ".join(command),
+        "results": [],
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    device = "cpu" if "cores" in report["device"] else "gpu"
+    device = "cpu" if report["device"] == report["cpu"] else "gpu"
     stem = f"{report['backend']}-{device}-{'-'.join(args.rnn)}"
-    if args.hoist != "auto":
-        stem += f"-hoist-{args.hoist}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
+    if args.tag:
+        stem += f"-{args.tag}"
+    for rnn in args.rnn:
+        for shape in args.shapes:
+            result = bench_shape(rnn, shape, contenders, args.repeats, args.memory)
+            print(json.dumps({k: v for k, v in result.items() if k != "all_ms"}))
+            report["results"].append(result)
+            # Written after every shape: a run cut short keeps what it measured.
+            report["load_average"] = os.getloadavg()
+            (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+            (args.out / f"{stem}.md").write_text(markdown(report))
     print(markdown(report))
 
 

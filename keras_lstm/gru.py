@@ -208,8 +208,9 @@ class GRU(RecurrentLayer):
 
     Same constructor arguments, defaults, call signature, weights and outputs as
     `keras.layers.GRU`; the gates are computed by `keras_lstm.GRUCell` (see its
-    docstring for the equations), with the input projection done for all
-    timesteps in one matmul before the recurrent loop.
+    docstring for the equations), one timestep at a time in Keras' loop, or by
+    a faster engine that computes the same (see `use_cudnn` in
+    `keras_lstm.LSTM`; PyTorch's fused kernel needs `reset_after=True`).
 
     Args:
         units, activation, recurrent_activation, use_bias, kernel_initializer,

@@ -235,8 +235,8 @@ class LSTM(RecurrentLayer):
 
     Same constructor arguments, defaults, call signature, weights and outputs as
     `keras.layers.LSTM`; the gates are computed by `keras_lstm.LSTMCell` (see its
-    docstring for the equations), with the input projection `x_t·W + b` done for
-    all timesteps in one matmul before the recurrent loop.
+    docstring for the equations), one timestep at a time in Keras' loop, or by
+    a faster engine that computes the same (see `use_cudnn`).
 
     Args:
         units, activation, recurrent_activation, use_bias, kernel_initializer,
@@ -253,10 +253,14 @@ class LSTM(RecurrentLayer):
         stateful: Carry the final states of batch `k` into batch `k + 1`
             (needs a static batch size; `reset_state()` clears them).
         unroll: Unroll the loop in Python (short sequences only).
-        use_cudnn: `"auto"` (default) and `False` run the keras.ops cell.
-            `True` delegates to the backend's fused kernel (cuDNN on GPU)
-            exactly as `keras.layers.LSTM` does, and raises a `ValueError` when
-            there is none for this configuration and device.
+        use_cudnn: `"auto"` (default): a fast path computing the same
+            result when the configuration allows it (`keras_lstm.fused`:
+            PyTorch's fused kernel on torch without a mask, the loop compiled
+            by XLA for inference on a TensorFlow CPU), else the keras.ops cell.
+            `False`: always the keras.ops cell, the reference. `True`: the
+            backend's fused kernel (cuDNN on GPU) exactly as `keras.layers.LSTM`
+            does; raises a `ValueError` when there is none for this
+            configuration and device.
         zero_output_for_mask: If `True`, masked timesteps output zeros instead
             of repeating the last unmasked output.
 

@@ -7,9 +7,16 @@ input kernel in one matmul (`cell.project_inputs`) and runs only the recurrent p
 
 Masking, `go_backwards`, `unroll`, `stateful` and `zero_output_for_mask` are handled
 by Keras' own loop (`keras.src.backend.rnn`), exactly as for the built-in layers.
+
+With `use_cudnn="auto"` (the default) `inner_loop` first asks `keras_lstm.fused`
+for a faster engine that computes the same thing (PyTorch's fused kernels on the
+torch backend, XLA for TensorFlow CPU inference); `reference_loop`, the keras.ops
+cell in Keras' loop, runs otherwise and always with `use_cudnn=False`.
 """
 
 from __future__ import annotations
+
+import functools
 
 import keras
 from keras import ops
@@ -19,7 +26,7 @@ from keras import ops
 from keras.src import backend as keras_backend
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
-from keras_lstm import _checks
+from keras_lstm import _checks, fused
 
 __all__ = [
     "DropoutRNNCell",
@@ -80,6 +87,15 @@ def common_cell_config(cell) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=None)
+def _jax_on_gpu() -> bool:
+    """Whether Keras runs on jax and its first device is a GPU."""
+    if keras.backend.backend() != "jax":
+        return False
+    devices = keras.distribution.list_devices()
+    return bool(devices) and devices[0].lower().startswith(("gpu", "cuda"))
+
+
 def cell_property(name: str) -> property:
     """A read-only layer attribute forwarded to the cell, as the built-ins do."""
     return property(lambda self: getattr(self.cell, name), doc=f"`cell.{name}`")
@@ -113,11 +129,13 @@ class RecurrentLayer(keras.layers.RNN):
     recurrent_dropout = cell_property("recurrent_dropout")
 
     # Whether `x·W + b` is computed for all timesteps in one matmul before the
-    # loop (then only `h·U` runs per step). Off by default: measured on CPU
+    # loop (then only `h·U` runs per step). Same results either way. "auto" (the
+    # default) hoists only on the jax backend with a GPU: measured on CPU
     # (benchmarks/NOTES.md) the (timesteps, batch, gates·units) tensor it creates
-    # costs more than the per-step matmuls it saves, on all three backends. Set it
-    # on a layer (or here) to try it, e.g. on a GPU. Same results either way.
-    hoist_input_projection = False
+    # costs more than the per-step matmuls it saves, on all three backends, while
+    # on an H100 with jax it saved 15-20% (issue 8). True / False force it; set it
+    # on a layer (or here). The fast paths of `use_cudnn="auto"` ignore it.
+    hoist_input_projection = "auto"
 
     def build(self, sequences_shape, initial_state_shape=None):
         _checks.sequences_shape(self.name, sequences_shape)
@@ -147,10 +165,21 @@ class RecurrentLayer(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if self.use_cudnn is True:
             return self._fused_inner_loop(sequences, initial_state, mask, training)
+        if self.use_cudnn == "auto" and not self.unroll:
+            fast = fused.select(self, sequences, mask, training)
+            if fast is not None:
+                return fast(sequences, list(initial_state), mask)
+        return self.reference_loop(sequences, initial_state, mask, training)
 
+    def reference_loop(self, sequences, initial_state, mask, training=False):
+        """The keras.ops cell in Keras' generic loop: the reference that every
+        fast path is tested against (and what `use_cudnn=False` always runs)."""
         copy_states = keras.backend.backend() == "torch" and self.stateful
         cell = self.cell
-        if self.hoist_input_projection:
+        hoist = self.hoist_input_projection
+        if hoist == "auto":
+            hoist = _jax_on_gpu()
+        if hoist:
             inputs = cell.project_inputs(sequences, training=training)
             cell_step = cell.recurrent_step
         else:

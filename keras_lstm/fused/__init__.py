@@ -1,0 +1,51 @@
+"""Fast paths for `use_cudnn="auto"`: the same LSTM/GRU, run by a faster engine.
+
+The keras.ops cells (`keras_lstm.LSTMCell`, `keras_lstm.GRUCell`) are the
+reference. When a layer's configuration allows it, `RecurrentLayer.inner_loop`
+hands the whole sequence to one of these engines instead of Keras' generic loop;
+the tests (`tests/layers/test_fast_paths.py` and every equivalence test) check
+that the results equal the reference and the built-ins within 1e-5.
+
+- torch backend (CPU and CUDA): PyTorch's own fused recurrent kernels,
+  `torch._VF.lstm` / `torch._VF.gru` (what `torch.nn.LSTM` / `nn.GRU` run:
+  a C++ loop on CPU, cuDNN on CUDA), for unmasked sequences.
+- tensorflow backend, CPU, inference: the reference loop compiled with XLA
+  (`tf.function(jit_compile=True)`), masks allowed.
+
+Engines that need a backend's own API live in the modules of this subpackage
+and are imported only when that backend is active, so `import keras_lstm` still
+imports no backend (see benchmarks/NOTES.md for the trade-off).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import keras
+from keras import ops
+
+__all__ = ["select"]
+
+_ENGINES = {
+    "torch": "keras_lstm.fused.torch_vf",
+    "tensorflow": "keras_lstm.fused.tf_xla",
+}
+
+
+def default_activations(cell) -> bool:
+    """tanh and sigmoid, the only activations the fused kernels implement."""
+    return cell.activation in (
+        keras.activations.tanh,
+        ops.tanh,
+    ) and cell.recurrent_activation in (keras.activations.sigmoid, ops.sigmoid)
+
+
+def select(layer, sequences, mask, training):
+    """A function `(sequences, initial_state, mask) -> (last, outputs, states)`
+    for this call, or None when the reference loop must run."""
+    if layer.use_cudnn != "auto" or layer.unroll:
+        return None
+    module = _ENGINES.get(keras.backend.backend())
+    if module is None:
+        return None
+    return importlib.import_module(module).select(layer, sequences, mask, training)
