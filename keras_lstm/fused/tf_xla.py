@@ -13,8 +13,8 @@ custom gradient that replays the plain reference loop.
 
 Engaged for: inference (`training=False`), on a CPU, float32, at most
 `MAX_UNITS` (256) units, not unrolled, inside or outside `tf.function`; masks
-allowed. XLA compiles once per input
-shape; the compiled function is cached per layer.
+allowed. XLA compiles once per input shape; the compiled function is cached per
+layer.
 """
 
 from __future__ import annotations
