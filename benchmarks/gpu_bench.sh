@@ -38,10 +38,10 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY="${PYTHON:-python3}"
 
 if [ "${GPU_BENCH_QUICK:-0}" = 1 ]; then
-  SHAPES="weather"; REPEATS=1; BATCHES=2; T_CHECK=300; T_MAIN=600; T_TORCH=300; END=9999
+  SHAPES="weather"; REPEATS=1; BATCHES=2; TB=2; T_CHECK=300; T_MAIN=600; T_TORCH=300; END=9999
 else
   # Worst case 40 + 130 + 35 + (225 - elapsed) s: under 4 minutes in all.
-  SHAPES="imdb chargen weather"; REPEATS=5; BATCHES=20; T_CHECK=40; T_MAIN=130; T_TORCH=35; END=225
+  SHAPES="imdb chargen weather"; REPEATS=5; BATCHES=20; TB=8; T_CHECK=40; T_MAIN=130; T_TORCH=35; END=225
 fi
 
 step() {  # step NAME TIMEOUT_S COMMAND...: run, log, never abort the script
@@ -69,7 +69,7 @@ step "jax-main" "$T_MAIN" env KERAS_BACKEND=jax "$PY" benchmarks/bench_layers.py
 # 3. torch backend: the fused path against the per-step reference loop.
 step "torch-backend" "$T_TORCH" env KERAS_BACKEND=torch "$PY" benchmarks/bench_layers.py \
   --rnn lstm gru --shapes weather --contenders ours keras torch reference \
-  --repeats 3 --batches 8 --out "$OUT"
+  --repeats 3 --batches "$TB" --out "$OUT"
 
 # 4. Peak device memory (a fresh process per contender), while time is left.
 if [ $((END - SECONDS)) -ge 30 ]; then

@@ -9,8 +9,8 @@ that the results equal the reference and the built-ins within 1e-5.
 - torch backend (CPU and CUDA): PyTorch's own fused recurrent kernels,
   `torch._VF.lstm` / `torch._VF.gru` (what `torch.nn.LSTM` / `nn.GRU` run:
   a C++ loop on CPU, cuDNN on CUDA), for unmasked sequences.
-- tensorflow backend, CPU, inference: the reference loop compiled with XLA
-  (`tf.function(jit_compile=True)`), masks allowed.
+- tensorflow backend, CPU, inference, up to 256 units: the reference loop
+  compiled with XLA (`tf.function(jit_compile=True)`), masks allowed.
 
 Engines that need a backend's own API live in the modules of this subpackage
 and are imported only when that backend is active, so `import keras_lstm` still

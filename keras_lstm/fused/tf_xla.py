@@ -11,9 +11,10 @@ which TensorFlow does not support. For the same reason a gradient taken through
 an inference call (`training=False` under a GradientTape) is computed by a
 custom gradient that replays the plain reference loop.
 
-Engaged for: inference (`training=False`), on a CPU, float32, not unrolled,
-inside or outside `tf.function`; masks allowed. XLA compiles once per input
-shape; the compiled function is cached per layer.
+Engaged for: inference (`training=False`), on a CPU, float32, at most
+`MAX_UNITS` (256) units, not unrolled, inside or outside `tf.function`; masks
+allowed. XLA compiles once per input shape; the compiled function is cached per
+layer.
 """
 
 from __future__ import annotations
@@ -31,8 +32,16 @@ from tensorflow.python.eager import record
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+# XLA:CPU runs its matmuls without oneDNN: at 1024 units the compiled loop was
+# 2.9x slower than the plain one, at 256 units 0.6x, at 32-64 units 0.3-0.5x
+# (benchmarks/NOTES.md, section 8b). So only up to this many units.
+MAX_UNITS = 256
+
+
 def select(layer, sequences, mask, training):
     if training or layer.cell.compute_dtype != "float32":
+        return None
+    if layer.cell.units > MAX_UNITS:
         return None
     if tf.config.list_logical_devices("GPU"):
         return None

@@ -44,7 +44,7 @@ def expected_to_engage(layer, mask, training) -> bool:
             and not (training and cell.dropout and cell.implementation != 2)
         )
     if BACKEND == "tensorflow":
-        return not training
+        return not training and cell.units <= 256
     return False
 
 
@@ -217,6 +217,15 @@ def test_tensorflow_predict_compiles_the_loop_with_xla():
     # Training keeps the plain loop (and still trains).
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, np.zeros((BATCH, 1), "float32"), verbose=0)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_xla_only_up_to_256_units():
+    """XLA:CPU matmuls are slower than oneDNN's at large sizes (NOTES 8b)."""
+    x = inputs()
+    assert fused.select(keras_lstm.LSTM(256), x, None, False) is not None
+    assert fused.select(keras_lstm.LSTM(257), x, None, False) is None
+    assert fused.select(keras_lstm.GRU(1024), x, None, False) is None
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's fused kernels")
