@@ -360,3 +360,39 @@ def test_bad_input_gets_one_clear_line(args, message, capsys):
     err = capsys.readouterr().err
     assert message in err or message in str(exit_info.value.code), err
     assert "Traceback" not in err
+
+
+class Killed(Exception):
+    pass
+
+
+class KillMidEpoch(keras.callbacks.Callback):
+    """Stands in for a killed process: stops training inside epoch 1."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == (1, 1):
+            raise Killed("killed in epoch 1")
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
+    overrides = dict(epochs=3, export_dir="", dropout=0.2)
+    _, _, whole = textgen.train(tiny_config(tmp_path / "a", **overrides))
+    with pytest.raises(Killed):
+        textgen.train(
+            tiny_config(tmp_path / "b", **overrides), extra_callbacks=[KillMidEpoch()]
+        )
+    keras.utils.clear_session()
+    _, _, resumed = textgen.train(
+        tiny_config(tmp_path / "b", resume="latest", **overrides)
+    )
+    for key in (
+        "validation_nats_per_char",
+        "test_nats_per_char",
+        "best_val_loss_subset",
+    ):
+        assert whole[key] == pytest.approx(resumed[key], abs=1e-6), key
+    assert whole["sample"] == resumed["sample"]
