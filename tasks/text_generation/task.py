@@ -289,52 +289,41 @@ def export(model, vocabulary: list[str], out_dir: str) -> dict:
 # Generate ---------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class GenerateConfig:
+    """Options of `python -m tasks.text_generation generate`."""
+
+    prompt: str = option("ROMEO:", "text to start from ('' = after a newline)")
+    length: int = option(500, "characters to generate")
+    temperature: float = option(0.8, "sampling temperature, > 0 (lower = safer)")
+    top_k: int = option(None, "sample among the k most likely characters; unset = all")
+    seed: int = option(1, "seeds the sampler: the same seed gives the same text")
+    unknown: str = option(
+        "error",
+        "prompt characters outside the vocabulary: stop, or read them as unknown",
+        choices=("error", "replace"),
+    )
+    runtime: str = option(
+        "keras",
+        "run the one-step model in Keras or in LiteRT (generator.tflite)",
+        choices=("keras", "tflite"),
+    )
+    model_dir: str = option("saved_models/text_generation", "the export folder")
+
+    def validate(self) -> None:
+        sampling.check_sampling(self.length, self.temperature, self.top_k)
+
+
 def generate_main(argv: Sequence[str]) -> None:
-    import argparse
+    import sys
 
     from tasks.text_generation import export as exporter
 
-    parser = argparse.ArgumentParser(
-        prog="python -m tasks.text_generation generate",
-        description="Sample text from the exported model, one character per step.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--prompt", default="ROMEO:", help="text to start from")
-    parser.add_argument("--length", type=int, default=500, help="characters to add")
-    parser.add_argument("--temperature", type=float, default=0.8, help="> 0")
-    parser.add_argument(
-        "--top-k", type=int, default=None, help="only the k most likely (default: all)"
-    )
-    parser.add_argument("--seed", type=int, default=1, help="fixes the sample")
-    parser.add_argument(
-        "--unknown",
-        default="error",
-        choices=("error", "replace"),
-        help="prompt characters outside the vocabulary: stop with an error, or "
-        "read them as the unknown character",
-    )
-    parser.add_argument(
-        "--runtime",
-        default="keras",
-        choices=("keras", "tflite"),
-        help="run the one-step model in Keras or in LiteRT (generator.tflite)",
-    )
-    parser.add_argument("--model-dir", default="saved_models/text_generation")
-    args = parser.parse_args(argv)
+    config = common.parse(GenerateConfig, argv, description="Sample text.")
     try:
-        sampling.check_sampling(args.length, args.temperature, args.top_k)
-        text = exporter.generate(
-            args.model_dir,
-            args.prompt,
-            args.length,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            seed=args.seed,
-            unknown=args.unknown,
-            runtime=args.runtime,
-        )
+        text = exporter.generate(**dataclasses.asdict(config))
     except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+        sys.exit(f"error: {error}")
     print(text)
 
 
