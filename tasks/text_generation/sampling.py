@@ -80,9 +80,11 @@ def state_model(
     dense = model.get_layer("logits")
     names, units = state_names(model), rnns[0].units
     ids = keras.Input((steps,), batch_size, dtype="int32", name="char")
-    states = [keras.Input((len(rnns), units), batch_size, name=n) for n in names]
+    states = [
+        keras.Input((len(rnns), units), batch_size, "float32", name=n) for n in names
+    ]
     new_embedding = keras.layers.Embedding(
-        embedding.input_dim, embedding.output_dim, name="embedding"
+        embedding.input_dim, embedding.output_dim, dtype="float32", name="embedding"
     )
     x = new_embedding(ids)
     outputs: dict[str, list] = {name: [] for name in names}
@@ -94,10 +96,12 @@ def state_model(
         x, *final = copy(x, initial_state=initial if len(initial) > 1 else initial[0])
         for name, tensor in zip(names, final):
             outputs[name].append(tensor)
-    new_dense = keras.layers.Dense(dense.units, name="logits")
+    new_dense = keras.layers.Dense(dense.units, dtype="float32", name="logits")
     logits = new_dense(x)
     if steps == 1:
-        logits = keras.layers.Reshape((dense.units,), name="last")(logits)
+        logits = keras.layers.Reshape((dense.units,), dtype="float32", name="last")(
+            logits
+        )
     stacked = [keras.ops.stack(outputs[name], axis=1) for name in names]
     result = keras.Model([ids, *states], [logits, *stacked], name="state_model")
     new_embedding.set_weights(embedding.get_weights())

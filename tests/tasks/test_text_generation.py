@@ -163,6 +163,13 @@ def test_one_step_model_equals_the_full_sequence_model(tmp_path, rnn, cell, laye
     np.testing.assert_allclose(np.array(got), expected, atol=1e-5)
 
 
+def test_one_step_model_computes_in_float32_after_mixed_precision(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")  # reset by conftest
+    step_model = sampling.state_model(random_model(tmp_path), steps=1)
+    assert {layer.compute_dtype for layer in step_model.layers[3:]} == {"float32"}
+    assert all(output.dtype == "float32" for output in step_model.outputs)
+
+
 def test_streamed_cross_entropy_equals_the_cross_entropy_of_the_whole_text(tmp_path):
     model = random_model(tmp_path, layers=2)
     ids = np.random.default_rng(3).integers(1, 30, size=61).astype("int32")
