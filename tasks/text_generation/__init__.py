@@ -1,0 +1,1 @@
+"""Character-level text generation on Shakespeare (python -m tasks.text_generation)."""

@@ -1,0 +1,3 @@
+from tasks.text_generation.task import main
+
+main()

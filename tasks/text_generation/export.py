@@ -1,0 +1,170 @@
+"""Export the character model and its one-step generator; generate from them.
+
+`saved_models/text_generation/` holds:
+
+- `model.keras` (the full-sequence model) and `vocabulary.json`;
+- on the TensorFlow backend, the one-step generator `(char, h, c) -> (logits,
+  h, c)` as a SavedModel (`generator/`) and as a builtin-only
+  `generator.tflite`, both written and verified by `keras_lstm.export`
+  (reports beside them).
+
+Then the same seeded sample is drawn through Keras, the SavedModel and LiteRT;
+the texts must be identical (`export_report.json`). The folder is built next
+to its final place and swapped in, so an old export is never half-replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tasks.text_generation import data, sampling
+
+# The sample every export is checked on (Keras vs SavedModel vs LiteRT).
+CHECK = dict(length=200, temperature=1.0, top_k=None, seed=0)
+
+
+def write(model, vocabulary: list[str], out_dir: Path) -> dict:
+    """Writes `out_dir` atomically; returns the verification report."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        report = _write_into(tmp, model, vocabulary)
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _check_text(step, states, vocabulary) -> str:
+    ids = sampling.generate(
+        step, states, [], start_id=data.start_id(vocabulary), **CHECK
+    )
+    return data.decode(ids, vocabulary)
+
+
+def _write_into(folder: Path, model, vocabulary: list[str]) -> dict:
+    ids = np.random.default_rng(0).integers(1, len(vocabulary), (4, 50))
+    expected = keras.ops.convert_to_numpy(model(ids, training=False))
+    model.save(folder / "model.keras")
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary))
+    reloaded = keras.saving.load_model(folder / "model.keras")
+    got = keras.ops.convert_to_numpy(reloaded(ids, training=False))
+    step_model = sampling.state_model(model, steps=1)
+    keras_text = _check_text(
+        sampling.keras_step(step_model), sampling.zero_states(step_model), vocabulary
+    )
+    report = {
+        "keras_reload_max_abs_diff": float(np.max(np.abs(got - expected))),
+        "check_sample": {**CHECK, "keras_text": keras_text},
+    }
+    if keras.backend.backend() == "tensorflow":
+        report.update(_write_tensorflow_exports(folder, step_model, vocabulary))
+        for runtime in ("saved_model", "tflite"):
+            if report[f"{runtime}_text"] != keras_text:
+                raise RuntimeError(
+                    f"export check failed: the {runtime} generator's seeded sample "
+                    "differs from the Keras one"
+                )
+    else:
+        report["saved_model"] = "skipped: needs KERAS_BACKEND=tensorflow"
+        report["tflite"] = "skipped: needs KERAS_BACKEND=tensorflow"
+    if not report["keras_reload_max_abs_diff"] <= 1e-5:  # NaN fails too
+        raise RuntimeError("export check failed: model.keras reloads differently")
+    (folder / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _write_tensorflow_exports(folder: Path, step_model, vocabulary) -> dict:
+    """generator/ and generator.tflite, verified by keras_lstm.export on random
+    characters and states, then on a seeded sample."""
+    import tensorflow as tf
+
+    from keras_lstm import export
+
+    names = [spec.name for spec in step_model.inputs[1:]]
+    zeros = sampling.zero_states(step_model)
+    saved = export.export_saved_model(step_model, folder / "generator")
+    serve = tf.saved_model.load(str(folder / "generator")).signatures["serving_default"]
+    lite = export.export_tflite(step_model, folder / "generator.tflite")
+    run = export.tflite_runner(folder / "generator.tflite")
+    return {
+        "saved_model_max_abs_diff": saved["max_abs_diff"],
+        "tflite_max_abs_diff": lite["max_abs_diff"],
+        "tflite_ops": sorted(set(export.tflite_op_names(folder / "generator.tflite"))),
+        "saved_model_text": _check_text(
+            sampling.signature_step(serve, names), zeros, vocabulary
+        ),
+        "tflite_text": _check_text(
+            sampling.signature_step(run, names), zeros, vocabulary
+        ),
+    }
+
+
+def generate(
+    model_dir: str | Path,
+    prompt: str,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    unknown: str = "error",
+    runtime: str = "keras",
+) -> str:
+    """The prompt and `length` sampled characters, from an export folder.
+
+    Args:
+        model_dir: an export folder (`saved_models/text_generation`).
+        prompt: where to start; characters outside the vocabulary raise a
+            ValueError naming them (`unknown="error"`) or are read as the
+            unknown character (`unknown="replace"`). An empty prompt starts
+            after a newline.
+        length, temperature, top_k, seed: see `sampling.generate`.
+        runtime: `"keras"` (model.keras) or `"tflite"` (generator.tflite in
+            LiteRT; same text for the same seed).
+    """
+    import keras_lstm  # noqa: F401  (registers our layers for loading)
+
+    model_dir = Path(model_dir)
+    needed = model_dir / ("model.keras" if runtime == "keras" else "generator.tflite")
+    if not needed.is_file():
+        raise FileNotFoundError(
+            f"no trained model at {needed}: train one with "
+            "`python -m tasks.text_generation` (or pass --model-dir)"
+        )
+    vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
+    prompt_ids = data.encode(prompt, vocabulary, unknown)
+    if runtime == "keras":
+        step_model = sampling.state_model(keras.saving.load_model(needed), steps=1)
+        step, states = sampling.keras_step(step_model), sampling.zero_states(step_model)
+    else:
+        from keras_lstm import export
+
+        inputs = json.loads(needed.with_name(needed.name + ".json").read_text())
+        specs = inputs["inputs"][1:]
+        step = sampling.signature_step(
+            export.tflite_runner(needed), [s["name"] for s in specs]
+        )
+        states = {s["name"]: np.zeros(s["shape"], "float32") for s in specs}
+    ids = sampling.generate(
+        step,
+        states,
+        prompt_ids,
+        length,
+        temperature,
+        top_k,
+        seed,
+        start_id=data.start_id(vocabulary),
+    )
+    return prompt + data.decode(ids, vocabulary)

@@ -1,0 +1,355 @@
+"""Text generation: a character-level LSTM on Shakespeare, held-out works.
+
+    python -m tasks.text_generation                           # bundled works
+    python -m tasks.text_generation --dataset tiny_shakespeare   # tfds
+    python -m tasks.text_generation generate --prompt "ROMEO:" --length 500 \
+        --temperature 0.8 --seed 1
+
+The model reads random windows of the training works and learns to predict
+each next character: Embedding -> LSTM x layers -> Dense(logits). The
+validation and test sets are whole works that training never sees (named in
+the config). Scores are cross-entropies in nats per character (the loss) and
+bits per character (nats / ln 2).
+
+Generation uses a one-step model built from the trained weights: (character,
+h, c) in, (logits, h, c) out, so each new character costs one LSTM step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+from tasks import common
+from tasks.common import TrainConfig, option
+from tasks.common.bundled import BundledDataError
+from tasks.text_generation import data, sampling
+
+TASK = "text_generation"
+
+
+# Setup ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TextGenerationConfig(TrainConfig):
+    """Text generation options; the shared ones come from TrainConfig."""
+
+    dataset: str = option("shakespeare", "training text", choices=data.DATASETS)
+    validation_works: str = option(
+        "twelfth_night,julius_caesar", "held-out works for validation (comma list)"
+    )
+    test_works: str = option(
+        "romeo_and_juliet,macbeth", "held-out works for the test (comma list)"
+    )
+    min_count: int = option(
+        100, "characters seen fewer times in training become the unknown id"
+    )
+    seq_length: int = option(100, "characters per training window")
+    embedding_dim: int = option(64, "size of the character vectors")
+    units: int = option(512, "units per recurrent layer")
+    layers: int = option(1, "stacked recurrent layers")
+    dropout: float = option(0.0, "dropout after each recurrent layer")
+    eval_windows: int = option(
+        128,
+        "held-out windows scored after each epoch (0 = all); the final "
+        "scores always use every held-out character",
+    )
+    max_minutes: float = option(
+        30.0, "stop after the epoch that would overrun this training time; 0 = off"
+    )
+    export_dir: str = option(
+        "saved_models/text_generation", "where the model is exported; '' = skip"
+    )
+    epochs: int = option(15, "maximum number of epochs")
+    steps_per_epoch: int = option(200, "batches of random windows per epoch")
+    learning_rate: float = option(2e-3, "Adam learning rate")
+    patience: int = option(3, "early stopping: epochs without a better val_loss")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("min_count", "seq_length", "embedding_dim", "units", "layers"):
+            if getattr(self, name) < 1:
+                raise common.ConfigError(
+                    f"--{name.replace('_', '-')}={getattr(self, name)!r}: "
+                    "must be a positive integer"
+                )
+        if self.steps_per_epoch < 1:
+            raise common.ConfigError(
+                f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1 here "
+                "(windows are drawn at random; there is no 'whole split')"
+            )
+        if self.eval_windows < 0:
+            raise common.ConfigError(
+                f"--eval-windows={self.eval_windows}: must be >= 0"
+            )
+        if not 0 <= self.dropout < 1:
+            raise common.ConfigError(f"--dropout={self.dropout}: must be in [0, 1)")
+        if self.dataset == "shakespeare":
+            data.check_names(
+                data.WORKS,
+                data.parse_names(self.validation_works),
+                data.parse_names(self.test_works),
+            )
+        if self.max_minutes < 0:
+            raise common.ConfigError(f"--max-minutes={self.max_minutes}: must be >= 0")
+
+
+# Data -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Prepared:
+    vocabulary: list[str]
+    ids: dict[str, np.ndarray]
+    works: dict[str, list[str]]
+
+
+def load_data(config: TextGenerationConfig) -> Prepared:
+    """The splits as character ids; the vocabulary comes from training only."""
+    if config.dataset == "tiny_shakespeare":
+        texts = data.load_tiny_shakespeare()
+        works = {split: [f"tiny_shakespeare/{split}"] for split in data.SPLITS}
+    else:
+        texts, works = data.split_works(
+            data.load_works(),
+            data.parse_names(config.validation_works),
+            data.parse_names(config.test_works),
+        )
+    vocabulary = data.build_vocabulary(texts["train"], config.min_count)
+    ids = {split: data.encode(text, vocabulary) for split, text in texts.items()}
+    return Prepared(vocabulary, ids, works)
+
+
+# Model ------------------------------------------------------------------------
+
+
+def build_model(config: TextGenerationConfig, vocabulary_size: int) -> keras.Model:
+    """Embedding -> (LSTM/GRU -> Dropout) x layers -> Dense logits, any length."""
+    inputs = keras.Input((None,), dtype="int32", name="char")
+    x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, name="embedding")(
+        inputs
+    )
+    for _ in range(config.layers):
+        x = common.recurrent_layer(config, config.units, return_sequences=True)(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, seed=config.seed)(x)
+    logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")(x)
+    model = keras.Model(inputs, logits, name="char_lm")
+    model.compile(
+        optimizer=common.optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+# Train ------------------------------------------------------------------------
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops after an epoch when one more (at the mean pace) would pass the budget."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds, self.stopped = 60 * minutes, False
+
+    def on_train_begin(self, logs=None):
+        self.start, self.epochs = time.perf_counter(), 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+        spent = time.perf_counter() - self.start
+        if self.seconds and spent * (self.epochs + 1) / self.epochs > self.seconds:
+            self.model.stop_training = self.stopped = True
+
+
+def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
+    """Trains, evaluates and exports; returns (model, run folder, metrics)."""
+    strategy = common.strategy_for(config)  # before any other TensorFlow work
+    config, run = common.start_run(TASK, config)
+    common.seed_everything(config.seed)
+    policy = common.set_precision(config.mixed_precision)
+    prepared = load_data(config)
+    batches = data.RandomWindows(
+        prepared.ids["train"],
+        config.seq_length,
+        config.batch_size,
+        config.steps_per_epoch,
+        config.seed,
+    )
+    val_x, val_y = data.held_out_windows(
+        prepared.ids["validation"], config.seq_length, config.eval_windows
+    )
+    scope = strategy.scope() if strategy else contextlib.nullcontext()
+    with scope:
+        model = build_model(config, len(prepared.vocabulary))
+    (run.path / "vocabulary.json").write_text(json.dumps(prepared.vocabulary))
+    model.summary(print_fn=lambda line, **_: print(line))
+
+    budget = TimeBudget(config.max_minutes)
+    start = time.perf_counter()
+    history = common.fit(
+        model,
+        batches,
+        common.ArrayBatches(val_x, val_y, config.batch_size),
+        config,
+        run,
+        extra_callbacks=[budget, *extra_callbacks],
+    )
+    seconds = time.perf_counter() - start
+
+    metrics = {
+        **evaluate(model, config, prepared),
+        "best_val_loss_subset": min(history["val_loss"]),
+        "epochs_run": len(history["val_loss"]),
+        "steps_run": len(history["val_loss"]) * config.steps_per_epoch,
+        "stopped_by_time_budget": budget.stopped,
+        "train_seconds_this_session": round(seconds, 1),
+        "characters": {k: len(v) for k, v in prepared.ids.items()},
+        "works": prepared.works,
+        "vocabulary_size": len(prepared.vocabulary),
+        "unknown_share": {k: float(np.mean(v == 0)) for k, v in prepared.ids.items()},
+        "parameters": model.count_params(),
+        "backend": keras.backend.backend(),
+        "device": common.accelerator(),
+        "device_name": common.device_name(),
+        "dtype_policy": policy,
+        "replicas": strategy.num_replicas_in_sync if strategy else 1,
+    }
+    metrics["sample"] = sample_text(model, prepared.vocabulary, "ROMEO:", 300, 0.8)
+    common.save_metrics(run, metrics)
+    if config.export_dir:
+        metrics["export"] = export(model, prepared.vocabulary, config.export_dir)
+        common.save_metrics(run, metrics)
+    return model, run, metrics
+
+
+# Evaluate ---------------------------------------------------------------------
+
+
+def evaluate(model, config: TextGenerationConfig, prepared: Prepared) -> dict:
+    """Cross-entropy of every held-out character, two ways, nats and bits.
+
+    `streamed`: the text read start to end with the state carried along (full
+    context, as in generation). `windowed`: non-overlapping windows of
+    `seq_length` from a zero state, as in training.
+    """
+    stream_model = sampling.state_model(model, steps=None)
+    scores = {}
+    for split in ("validation", "test"):
+        ids = prepared.ids[split]
+        nats, count = sampling.streamed_cross_entropy(stream_model, ids)
+        x, y = data.held_out_windows(ids, config.seq_length, 0)
+        windowed = common.evaluate(model, common.ArrayBatches(x, y, config.batch_size))[
+            "loss"
+        ]
+        scores[f"{split}_nats_per_char"] = nats
+        scores[f"{split}_bits_per_char"] = nats / math.log(2)
+        scores[f"{split}_windowed_nats_per_char"] = windowed
+        scores[f"{split}_windowed_bits_per_char"] = windowed / math.log(2)
+        scores[f"{split}_characters_scored"] = count
+    return scores
+
+
+def sample_text(model, vocabulary, prompt, length, temperature, top_k=None, seed=1):
+    """A sample from the trained model (Keras one-step model)."""
+    step_model = sampling.state_model(model, steps=1)
+    ids = sampling.generate(
+        sampling.keras_step(step_model),
+        sampling.zero_states(step_model),
+        data.encode(prompt, vocabulary, "replace"),
+        length,
+        temperature,
+        top_k,
+        seed,
+        start_id=data.start_id(vocabulary),
+    )
+    return prompt + data.decode(ids, vocabulary)
+
+
+# Export -----------------------------------------------------------------------
+
+
+def export(model, vocabulary: list[str], out_dir: str) -> dict:
+    """Writes model.keras + vocabulary.json (and, on TensorFlow, the one-step
+    generator as SavedModel and .tflite) into `out_dir`, replaced atomically."""
+    from tasks.text_generation import export as exporter
+
+    return exporter.write(model, vocabulary, Path(out_dir))
+
+
+# Generate ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class GenerateConfig:
+    """Options of `python -m tasks.text_generation generate`."""
+
+    prompt: str = option("ROMEO:", "text to start from ('' = after a newline)")
+    length: int = option(500, "characters to generate")
+    temperature: float = option(0.8, "sampling temperature, > 0 (lower = safer)")
+    top_k: int = option(None, "sample among the k most likely characters; unset = all")
+    seed: int = option(1, "seeds the sampler: the same seed gives the same text")
+    unknown: str = option(
+        "error",
+        "prompt characters outside the vocabulary: stop, or read them as unknown",
+        choices=("error", "replace"),
+    )
+    runtime: str = option(
+        "keras",
+        "run the one-step model in Keras or in LiteRT (generator.tflite)",
+        choices=("keras", "tflite"),
+    )
+    model_dir: str = option("saved_models/text_generation", "the export folder")
+
+    def validate(self) -> None:
+        sampling.check_sampling(self.length, self.temperature, self.top_k)
+
+
+def generate_main(argv: Sequence[str]) -> None:
+    import sys
+
+    from tasks.text_generation import export as exporter
+
+    config = common.parse(GenerateConfig, argv, description="Sample text.")
+    try:
+        text = exporter.generate(**dataclasses.asdict(config))
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    print(text)
+
+
+# Command line -----------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["generate"]:
+        return generate_main(argv[1:])
+    config = common.parse(TextGenerationConfig, argv, description=__doc__)
+    try:
+        _, run, metrics = train(config)
+    except (common.ConfigError, BundledDataError) as error:
+        sys.exit(f"error: {error}")
+    print(f"\nrun folder: {run.path}")
+    for split in ("validation", "test"):
+        print(
+            f"{split}: {metrics[f'{split}_nats_per_char']:.4f} nats/char, "
+            f"{metrics[f'{split}_bits_per_char']:.4f} bits/char "
+            f"({metrics[f'{split}_characters_scored']:,} characters of "
+            f"{', '.join(metrics['works'][split])})"
+        )
+    print(
+        f"{metrics['steps_run']} steps in {metrics['epochs_run']} epochs, "
+        f"{metrics['train_seconds_this_session']} s\n\n{metrics['sample']}"
+    )
