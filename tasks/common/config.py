@@ -80,6 +80,11 @@ class TrainConfig:
         if self.cpu_replicas and self.distribute != "mirrored":
             _fail("cpu_replicas", self.cpu_replicas, "needs --distribute mirrored")
 
+    def require_positive(self, *names: str) -> None:
+        """Raises ConfigError for the first of these integer options below 1."""
+        for name in names:
+            _positive(name, getattr(self, name))
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 

@@ -61,12 +61,9 @@ class SentimentConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("max_tokens", "min_count", "embedding_dim", "units", "layers"):
-            if getattr(self, name) < 1:
-                raise common.ConfigError(
-                    f"--{name.replace('_', '-')}={getattr(self, name)!r}: "
-                    "must be a positive integer"
-                )
+        self.require_positive(
+            "max_tokens", "min_count", "embedding_dim", "units", "layers"
+        )
         if self.max_tokens < 3:
             raise common.ConfigError(
                 f"--max-tokens={self.max_tokens}: must be at least 3"

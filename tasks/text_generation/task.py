@@ -76,12 +76,9 @@ class TextGenerationConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("min_count", "seq_length", "embedding_dim", "units", "layers"):
-            if getattr(self, name) < 1:
-                raise common.ConfigError(
-                    f"--{name.replace('_', '-')}={getattr(self, name)!r}: "
-                    "must be a positive integer"
-                )
+        self.require_positive(
+            "min_count", "seq_length", "embedding_dim", "units", "layers"
+        )
         if self.steps_per_epoch < 1:
             raise common.ConfigError(
                 f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1 here "
