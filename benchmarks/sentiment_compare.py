@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [("lstm", "custom"), ("lstm", "keras"), ("gru", "custom"), ("gru", "keras")]
@@ -34,16 +35,6 @@ def train(rnn: str, cell: str, seed: int, runs_dir: str, extra: list[str]) -> di
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ})
     (folder,) = sorted((Path(runs_dir) / "sentiment").iterdir())[-1:]
     return json.loads((folder / "metrics.json").read_text())
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

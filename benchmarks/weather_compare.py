@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,16 +47,6 @@ def train(
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ})
     seconds = time.perf_counter() - start
     return sorted((Path(runs_dir) / "weather").iterdir())[-1], seconds
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def small_png(source: Path, target: Path, colors: int = 32) -> None:
