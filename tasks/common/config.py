@@ -42,6 +42,12 @@ class TrainConfig:
     batch_size: int = option(64, "sequences per batch (global, over all replicas)")
     learning_rate: float = option(1e-3, "Adam learning rate")
     clipnorm: float = option(1.0, "clip each gradient to this L2 norm; 0 = off")
+    lr_schedule: str = option(
+        "constant",
+        "constant, or cosine: decay from --learning-rate to 1/20 of it over "
+        "all epochs' steps",
+        choices=("constant", "cosine"),
+    )
     patience: int = option(3, "early stopping: epochs without improvement")
     steps_per_epoch: int = option(0, "batches per epoch; 0 = the whole split")
     seed: int = option(1234, "seed for weights, dropout and data order")

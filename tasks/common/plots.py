@@ -26,7 +26,7 @@ def plot_history(history_csv: str | Path, out_dir: str | Path) -> list[Path]:
     epochs = [int(e) + 1 for e in history.pop("epoch", [])]
     written = []
     for name in sorted(k for k in history if not k.startswith("val_")):
-        if name == "learning_rate":
+        if name in ("learning_rate", "epoch_seconds"):
             continue
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(epochs, history[name], marker="o", label="train")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -135,11 +136,25 @@ def recurrent_layer(config: TrainConfig, units: int, **kwargs) -> keras.layers.L
     return getattr(library, config.rnn.upper())(units, **kwargs)
 
 
-def optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """Adam with `--learning-rate` and `--clipnorm` (0 = no clipping)."""
-    return keras.optimizers.Adam(
-        learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
-    )
+def optimizer(
+    config: TrainConfig, steps_per_epoch: int | None = None
+) -> keras.optimizers.Optimizer:
+    """Adam with `--learning-rate`, `--lr-schedule` and `--clipnorm` (0 = off).
+
+    The cosine schedule runs over `epochs * steps_per_epoch` optimizer steps
+    (it counts the optimizer's iterations, so a resumed run continues it).
+    """
+    rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        if not steps_per_epoch:
+            raise ValueError("the cosine schedule needs the number of steps per epoch")
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=config.epochs * steps_per_epoch, alpha=COSINE_FLOOR
+        )
+    return keras.optimizers.Adam(learning_rate=rate, clipnorm=config.clipnorm or None)
+
+
+COSINE_FLOOR = 0.05  # the cosine schedule ends at this fraction of the peak rate
 
 
 def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
@@ -175,6 +190,18 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.wait += 1
             if self._is_improvement(value, self.best):
                 self.best, self.best_epoch, self.wait = value, epoch, 0
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (wall time of the epoch, validation included) to the
+    epoch's logs, so history.csv can tell time to accuracy."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.start
 
 
 class ReseedEachEpoch(keras.callbacks.Callback):
@@ -243,6 +270,7 @@ def fit(
         EpochOrder(train),
         ReseedEachEpoch(),
         keras.callbacks.TerminateOnNaN(),
+        EpochSeconds(),  # before CSVLogger, which writes the logs it adds to
         keras.callbacks.BackupAndRestore(str(run.backup)),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         keras.callbacks.ModelCheckpoint(

@@ -122,3 +122,30 @@ def test_config_round_trips_through_json():
     original = Small(width=5, rnn="gru")
     assert Small(**json.loads(original.to_json())) == original
     assert config.TrainConfig().validate() is None
+
+
+def test_cosine_schedule_follows_the_formula_and_counts_optimizer_steps():
+    """Peak * ((1 - floor) * (1 + cos(pi * step / total)) / 2 + floor), hand-computed;
+    it reads the optimizer's iterations, so a restored optimizer resumes it."""
+    import math
+
+    import keras
+
+    cfg = common.parse(Small, ["--lr-schedule", "cosine", "--epochs", "4"])
+    optimizer = common.optimizer(cfg, steps_per_epoch=5)
+    floor, peak, total = common.training.COSINE_FLOOR, cfg.learning_rate, 20
+    schedule = optimizer._learning_rate
+    for step in (0, 7, 10, 20, 25):
+        done = min(step, total) / total
+        expected = peak * ((1 - floor) * (1 + math.cos(math.pi * done)) / 2 + floor)
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-6)
+    weight = keras.Variable(np.ones(3, "float32"))
+    optimizer.build([weight])
+    for _ in range(3):
+        optimizer.apply_gradients([(keras.ops.ones(3), weight)])
+    assert int(optimizer.iterations) == 3
+    assert float(optimizer.learning_rate) == pytest.approx(float(schedule(3)))
+    constant = common.optimizer(Small())
+    assert float(constant.learning_rate) == pytest.approx(Small().learning_rate)
+    with pytest.raises(ValueError, match="steps per epoch"):
+        common.optimizer(cfg)

@@ -119,6 +119,9 @@ def test_tiny_run_learns_and_writes_every_artifact(tmp_path):
     model, run, metrics = sentiment.train(config)
     losses = [float(row["loss"]) for row in read_history(run)]
     assert losses[-1] < losses[0] - 0.02, losses
+    seconds = [float(row["epoch_seconds"]) for row in read_history(run)]
+    assert len(seconds) == 3 and min(seconds) > 0
+    assert sum(seconds) <= metrics["train_seconds_this_session"] + 0.1  # fit's time
     for name in (
         "config.json",
         "history.csv",
