@@ -69,9 +69,16 @@ class TextGenerationConfig(TrainConfig):
     export_dir: str = option(
         "saved_models/text_generation", "where the model is exported; '' = skip"
     )
-    epochs: int = option(15, "maximum number of epochs")
-    steps_per_epoch: int = option(200, "batches of random windows per epoch")
-    learning_rate: float = option(2e-3, "Adam learning rate")
+    epochs: int = option(11, "maximum number of epochs")
+    steps_per_epoch: int = option(100, "batches of random windows per epoch")
+    batch_size: int = option(256, "windows per batch")
+    learning_rate: float = option(3e-3, "Adam learning rate (the peak, with cosine)")
+    lr_schedule: str = option(
+        "cosine",
+        "constant, or cosine: decay from --learning-rate to 1/20 of it over "
+        "epochs x steps-per-epoch steps",
+        choices=("constant", "cosine"),
+    )
     patience: int = option(3, "early stopping: epochs without a better val_loss")
 
     def validate(self) -> None:
@@ -142,7 +149,7 @@ def build_model(config: TextGenerationConfig, vocabulary_size: int) -> keras.Mod
     logits = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")(x)
     model = keras.Model(inputs, logits, name="char_lm")
     model.compile(
-        optimizer=common.optimizer(config),
+        optimizer=common.optimizer(config, config.steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return model
