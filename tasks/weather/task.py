@@ -9,13 +9,17 @@ LGA: temperature, dew point, humidity, wind vector, precipitation, pressure,
 visibility) plus time of day and of year, for hours t-71..t; the output is each
 station's temperature at every horizon. All three stations share one window
 because weather moves between airports ~20 km apart within the hour. The model
-predicts the change from the last observed temperature (a residual).
+predicts the change from the last observed temperature (a residual), for every
+hour up to the longest horizon (`--every-hour`; the extra hours are auxiliary
+targets, only `--horizons` are reported), and is an ensemble: the mean of
+`--members` LSTMs trained alike from seeds seed, seed+1000, seed+2000...
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -51,6 +55,12 @@ class WeatherConfig(TrainConfig):
     batch_size: int = option(128, "windows per batch")
     learning_rate: float = option(2e-3, "Adam learning rate")
     patience: int = option(5, "early stopping: epochs without a better val_loss")
+    every_hour: bool = option(
+        True, "train on every hour up to the longest horizon, report --horizons"
+    )
+    members: int = option(
+        5, "ensemble size: the forecast is the mean of this many trained LSTMs"
+    )
 
     def hours_ahead(self) -> list[int]:
         try:
@@ -73,7 +83,7 @@ class WeatherConfig(TrainConfig):
                 f"--lookback={self.lookback}: must be >= 24 (the seasonal naive "
                 "baseline reads the same hour of the previous day)"
             )
-        for name in ("units", "max_gap"):
+        for name in ("units", "max_gap", "members"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be positive")
         v, t = self.validation_fraction, self.test_fraction
@@ -108,13 +118,14 @@ def load_data(config: WeatherConfig) -> Prepared:
     x, names = data.feature_matrix(obs)
     temps = obs.values[:, :, obs.features.index(data.TARGET)]
     horizons = config.hours_ahead()
+    trained = list(range(1, horizons[-1] + 1)) if config.every_hour else horizons
     bounds = data.split_bounds(
         len(obs.hours), config.validation_fraction, config.test_fraction
     )
     anchors, report = {}, dict(obs.report)
     for split, span in bounds.items():
         anchors[split], dropped = data.window_anchors(
-            x, temps, span, config.lookback, horizons
+            x, temps, span, config.lookback, trained
         )
         report[f"windows_{split}"] = len(anchors[split])
         report[f"windows_{split}_dropped_for_gaps"] = dropped
@@ -129,8 +140,7 @@ def load_data(config: WeatherConfig) -> Prepared:
     mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0)
     std[std == 0] = 1.0
     change = (
-        data.future(temps, anchors["train"], horizons)
-        - temps[anchors["train"]][:, None]
+        data.future(temps, anchors["train"], trained) - temps[anchors["train"]][:, None]
     )
     stats = {
         "dataset": config.dataset,
@@ -139,46 +149,80 @@ def load_data(config: WeatherConfig) -> Prepared:
         "inputs": names,
         "mean": mean.tolist(),
         "std": std.tolist(),
-        # degC per output unit, per horizon: every horizon weighs alike in the loss
+        # degC per output unit, per trained horizon: all weigh alike in the loss
         "target_scale": np.std(change, axis=(0, 2)).tolist(),
         "lookback": config.lookback,
-        "horizons": horizons,
+        "horizons": horizons,  # reported
+        "trained_horizons": trained,  # the network's outputs (a superset)
     }
     x = (x - mean) / std
     return Prepared(obs.hours, x, temps, anchors, stats, report)
 
 
-def split_arrays(prepared: Prepared, split: str):
-    """(windows, scaled changes of temperature) for one split."""
+def split_arrays(prepared: Prepared, split: str, horizons: list[int] | None = None):
+    """(windows, scaled changes of temperature) for one split, at `horizons`
+    (default: the network's trained horizons)."""
+    horizons = horizons or trained_horizons(prepared.stats)
     anchors = prepared.anchors[split]
     windows = data.Windows(prepared.x, anchors, prepared.stats["lookback"])
-    actual = data.future(prepared.temps, anchors, prepared.stats["horizons"])
+    actual = data.future(prepared.temps, anchors, horizons)
     change = actual - prepared.temps[anchors][:, None, :]
-    scaled = change / np.array(prepared.stats["target_scale"])[:, None]
+    scaled = change / target_scale(prepared.stats, horizons)
     return windows, scaled.reshape(len(anchors), -1).astype("float32")
+
+
+def trained_horizons(stats: dict) -> list[int]:
+    return stats.get("trained_horizons", stats["horizons"])
+
+
+def target_scale(stats: dict, horizons: list[int]) -> np.ndarray:
+    """(horizons, 1): degC per scaled output unit."""
+    trained = trained_horizons(stats)
+    return np.array([stats["target_scale"][trained.index(h)] for h in horizons])[
+        :, None
+    ]
 
 
 # Model ------------------------------------------------------------------------
 
 
-def build_model(config: WeatherConfig, inputs: int, outputs: int) -> keras.Model:
+def build_model(
+    config: WeatherConfig, inputs: int, outputs: int, name: str = "weather"
+) -> keras.Model:
     """Window -> LSTM/GRU -> Dense: each station's change at each horizon."""
     window = keras.Input((config.lookback, inputs), name="window")
     x = common.recurrent_layer(config, config.units)(window)
     x = keras.layers.Dropout(config.dropout)(x)
     change = keras.layers.Dense(outputs, dtype="float32", name="change")(x)
-    model = keras.Model(window, change, name="weather")
+    model = keras.Model(window, change, name=name)
     model.compile(optimizer=common.optimizer(config), loss="mae")
     return model
 
 
+def member_seed(seed: int, k: int) -> int:
+    """Member k's seed: far apart, so runs with nearby --seed share no member."""
+    return seed + 1000 * k
+
+
+def ensemble(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the trained members' outputs."""
+    if len(members) == 1:
+        return members[0]
+    window = keras.Input(members[0].input_shape[1:], name="window")
+    mean = keras.layers.Average(name="ensemble_mean")([m(window) for m in members])
+    return keras.Model(window, mean, name="weather")
+
+
 def forecast(model: keras.Model, windows, last: np.ndarray, stats: dict) -> np.ndarray:
-    """Temperatures (windows, horizons, stations) in degC from scaled changes."""
+    """Temperatures (windows, horizons, stations) in degC at the reported
+    horizons, from the network's scaled changes at its trained horizons."""
     batches = ArrayBatches(windows, None, 1024)
     change = np.asarray(model.predict(batches, verbose=0), dtype="float64")
-    shape = (len(last), len(stats["horizons"]), len(stats["stations"]))
-    scale = np.array(stats["target_scale"])[:, None]
-    return last[:, None, :] + scale * change.reshape(shape)
+    trained = trained_horizons(stats)
+    change = change.reshape(len(last), len(trained), len(stats["stations"]))
+    picked = [trained.index(h) for h in stats["horizons"]]
+    scale = target_scale(stats, stats["horizons"])
+    return last[:, None, :] + scale * change[:, picked]
 
 
 # Train and evaluate -----------------------------------------------------------
@@ -194,38 +238,80 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
     splits = {split: split_arrays(prepared, split) for split in data.SPLITS}
     for key, value in prepared.report.items():
         print(f"  {key}: {value}")
-    train_windows, train_targets = splits["train"]
-    batches = ArrayBatches(
-        train_windows,
-        train_targets,
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        steps=config.steps_per_epoch,
-    )
     validation = ArrayBatches(*splits["validation"], 1024)
     scope = strategy.scope() if strategy else contextlib.nullcontext()
-    with scope:
-        model = build_model(config, prepared.x.shape[1], train_targets.shape[1])
-    model.summary(print_fn=lambda line, **_: print(line))
-
     start = time.perf_counter()
-    history = common.fit(
-        model, batches, validation, config, run, extra_callbacks=extra_callbacks
-    )
+    members, histories = [], []
+    for k in range(config.members):
+        member = dataclasses.replace(config, seed=member_seed(config.seed, k))
+        folder = (
+            run
+            if config.members == 1
+            else common.RunFolder(run.path / f"member-{k + 1}")
+        )
+        common.seed_everything(member.seed)
+        with scope:
+            model = build_model(
+                member,
+                prepared.x.shape[1],
+                splits["train"][1].shape[1],
+                f"member_{k + 1}",
+            )
+        if k == 0:
+            model.summary(print_fn=lambda line, **_: print(line))
+        done = folder.path / "member_done.json"
+        if done.exists():  # a resumed run: this member finished before
+            model.load_weights(str(folder.checkpoint))
+            history = json.loads(done.read_text())
+        else:
+            print(f"member {k + 1}/{config.members}, seed {member.seed}")
+            batches = ArrayBatches(
+                *splits["train"],
+                member.batch_size,
+                shuffle=True,
+                seed=member.seed,
+                steps=member.steps_per_epoch,
+            )
+            history = common.fit(
+                model,
+                batches,
+                validation,
+                member,
+                folder,
+                extra_callbacks=extra_callbacks,
+            )
+            if config.members > 1:
+                common.write_json(done, history)
+        members.append(model)
+        histories.append(history)
     seconds = time.perf_counter() - start
+    model = ensemble(members)
 
     forecasts, actual = evaluate(model, prepared, splits)
     horizons = prepared.stats["horizons"]
     name = f"{'keras_lstm' if config.cell == 'custom' else 'keras'}.{config.rnn}"
     forecasts[name] = forecasts.pop("network")
     maes = {n: baselines.mae_by_horizon(f, actual) for n, f in forecasts.items()}
+    windows, last = splits["test"][0], prepared.temps[prepared.anchors["test"]]
+    member_maes = [
+        baselines.mae_by_horizon(forecast(m, windows, last, prepared.stats), actual)
+        for m in members
+    ]
     metrics = {
         "model": name,
         "horizons": horizons,
         "test_mae": {n: dict(zip(map(str, horizons), m)) for n, m in maes.items()},
-        "best_val_loss": min(history["val_loss"]),
-        "epochs_run": len(history["val_loss"]),
+        "best_val_loss": min(histories[0]["val_loss"]),
+        "epochs_run": len(histories[0]["val_loss"]),
+        "members": [
+            {
+                "seed": member_seed(config.seed, k),
+                "best_val_loss": min(h["val_loss"]),
+                "epochs_run": len(h["val_loss"]),
+                "test_mae": dict(zip(map(str, horizons), member_maes[k])),
+            }
+            for k, h in enumerate(histories)
+        ],
         "train_seconds_this_session": round(seconds, 1),
         "data": prepared.report,
         "parameters": model.count_params(),
@@ -254,9 +340,12 @@ def evaluate(model, prepared: Prepared, splits: dict):
     """Test forecasts of the network and every baseline, and the observations."""
     anchors, temps = prepared.anchors["test"], prepared.temps
     horizons = prepared.stats["horizons"]
-    linear, _ = baselines.fit_linear(splits["train"], splits["validation"])
+    # the linear baseline is fitted to the reported horizons only
+    linear, _ = baselines.fit_linear(
+        *(split_arrays(prepared, split, horizons) for split in ("train", "validation"))
+    )
     windows = splits["test"][0]
-    scale = np.array(prepared.stats["target_scale"])[:, None]
+    scale = target_scale(prepared.stats, horizons)
     last = temps[anchors]
     change = linear.predict(windows).reshape(len(anchors), len(horizons), -1)
     forecasts = {

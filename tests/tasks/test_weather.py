@@ -252,7 +252,7 @@ def test_bad_options_name_the_flag(tmp_path, overrides, message):
 def trained(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("weather")
     keras.utils.set_random_seed(1234)
-    config = tiny_config(tmp_path)
+    config = tiny_config(tmp_path, members=2)
     model, run, metrics = weather.train(config)
     prepared = weather.load_data(config)
     return config, model, run, metrics, prepared
@@ -260,9 +260,14 @@ def trained(tmp_path_factory):
 
 def test_tiny_run_writes_metrics_plots_and_export(trained):
     config, _, run, metrics, _ = trained
-    for name in ("config.json", "history.csv", "metrics.json", "best.keras"):
+    for name in ("config.json", "metrics.json"):
         assert (run.path / name).is_file(), name
-    for name in ("forecast_week.png", "mae_by_horizon.png", "loss.png"):
+    for member in ("member-1", "member-2"):
+        for name in ("history.csv", "best.keras", "member_done.json"):
+            assert (run.path / member / name).is_file(), (member, name)
+        assert (run.path / member / "loss.png").stat().st_size > 1000
+    assert [m["seed"] for m in metrics["members"]] == [config.seed, config.seed + 1000]
+    for name in ("forecast_week.png", "mae_by_horizon.png"):
         assert (run.path / name).stat().st_size > 1000, name
     models = {"persistence", "seasonal naive", "linear", "keras_lstm.lstm"}
     assert set(metrics["test_mae"]) == models
@@ -280,6 +285,36 @@ def test_tiny_run_writes_metrics_plots_and_export(trained):
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in metrics["export"]["tflite_ops"]
         assert not any(op.startswith("Flex") for op in metrics["export"]["tflite_ops"])
     assert {p.name for p in Path(config.export_dir).iterdir()} == expected
+
+
+def test_the_model_is_the_mean_of_its_members_trained_on_every_hour(trained):
+    config, model, _, _, prepared = trained
+    assert prepared.stats["trained_horizons"] == list(range(1, 25))
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    assert [m.name for m in members] == ["member_1", "member_2"]
+    x = np.random.default_rng(0).normal(size=(5, config.lookback, 28))
+    x = x.astype("float32")
+    outputs = [np.asarray(m.predict(x, verbose=0)) for m in members]
+    assert outputs[0].shape == (5, 24 * 3)
+    assert not np.allclose(outputs[0], outputs[1])  # different seeds
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), np.mean(outputs, 0), atol=1e-6
+    )
+    # the reported horizons are picked out of the 24 trained ones
+    windows, scaled = weather.split_arrays(prepared, "test", [1, 6, 24])
+    picked = weather.split_arrays(prepared, "test")[1].reshape(-1, 24, 3)[:, [0, 5, 23]]
+    np.testing.assert_allclose(scaled.reshape(-1, 3, 3), picked, rtol=1e-6)
+
+
+def test_resuming_a_finished_ensemble_reuses_its_members(trained):
+    config, model, run, metrics, _ = trained
+    resumed = weather.WeatherConfig(
+        **{**vars(config), "resume": str(run.path), "export_dir": ""}
+    )
+    again, _, metrics_again = weather.train(resumed)
+    assert metrics_again["members"] == metrics["members"]
+    for name, maes in metrics["test_mae"].items():
+        assert metrics_again["test_mae"][name] == pytest.approx(maes, abs=1e-6)
 
 
 @pytest.fixture(scope="module")
