@@ -28,6 +28,12 @@ def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any
     )
 
 
+def new_default(base: type, name: str, default: Any) -> Any:
+    """`base`'s option `name` (help, choices) with another default, for a subclass."""
+    (field,) = [f for f in dataclasses.fields(base) if f.name == name]
+    return dataclasses.field(default=default, metadata=field.metadata)
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Options every task shares. Tasks subclass it and add their own."""

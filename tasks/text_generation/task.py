@@ -31,6 +31,7 @@ import numpy as np
 from tasks import common
 from tasks.common import TrainConfig, option
 from tasks.common.bundled import BundledDataError
+from tasks.common.config import new_default
 from tasks.text_generation import data, sampling
 
 TASK = "text_generation"
@@ -73,12 +74,7 @@ class TextGenerationConfig(TrainConfig):
     steps_per_epoch: int = option(100, "batches of random windows per epoch")
     batch_size: int = option(256, "windows per batch")
     learning_rate: float = option(3e-3, "Adam learning rate (the peak, with cosine)")
-    lr_schedule: str = option(
-        "cosine",
-        "constant, or cosine: decay from --learning-rate to 1/20 of it over "
-        "epochs x steps-per-epoch steps",
-        choices=("constant", "cosine"),
-    )
+    lr_schedule: str = new_default(TrainConfig, "lr_schedule", "cosine")
     patience: int = option(3, "early stopping: epochs without a better val_loss")
 
     def validate(self) -> None:
