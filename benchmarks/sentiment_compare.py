@@ -15,7 +15,6 @@ sentiment-<backend>-<device>-T.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -28,6 +27,10 @@ from pathlib import Path
 from machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tasks.common.plots import read_history  # noqa: E402
+
 LAYERS = [("lstm", "custom"), ("lstm", "keras"), ("gru", "custom"), ("gru", "keras")]
 NAMES = {"custom": "keras_lstm", "keras": "keras.layers"}
 
@@ -40,20 +43,16 @@ def train(rnn: str, cell: str, seed: int, runs_dir: str, extra: list[str]) -> di
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=ROOT, env={**os.environ})
     (folder,) = sorted((Path(runs_dir) / "sentiment").iterdir())[-1:]
-    with open(folder / "history.csv", newline="") as f:
-        history = [
-            {k: float(v) for k, v in row.items() if k != "epoch"}
-            for row in csv.DictReader(f)
-        ]
+    history = read_history(folder / "history.csv")  # metric -> one value per epoch
     return {**json.loads((folder / "metrics.json").read_text()), "history": history}
 
 
-def seconds_to_accuracy(history: list[dict], target: float) -> float | None:
+def seconds_to_accuracy(history: dict, target: float) -> float | None:
     """Training seconds until validation accuracy first reaches `target`."""
     spent = 0.0
-    for row in history:
-        spent += row["epoch_seconds"]
-        if row["val_accuracy"] >= target:
+    for seconds, accuracy in zip(history["epoch_seconds"], history["val_accuracy"]):
+        spent += seconds
+        if accuracy >= target:
             return spent
     return None
 

@@ -239,49 +239,12 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
     for key, value in prepared.report.items():
         print(f"  {key}: {value}")
     validation = ArrayBatches(*splits["validation"], 1024)
-    scope = strategy.scope() if strategy else contextlib.nullcontext()
     start = time.perf_counter()
     members, histories = [], []
     for k in range(config.members):
-        member = dataclasses.replace(config, seed=member_seed(config.seed, k))
-        folder = (
-            run
-            if config.members == 1
-            else common.RunFolder(run.path / f"member-{k + 1}")
+        model, history = train_member(
+            config, k, run, splits, validation, strategy, extra_callbacks
         )
-        common.seed_everything(member.seed)
-        with scope:
-            model = build_model(
-                member,
-                prepared.x.shape[1],
-                splits["train"][1].shape[1],
-                f"member_{k + 1}",
-            )
-        if k == 0:
-            model.summary(print_fn=lambda line, **_: print(line))
-        done = folder.path / "member_done.json"
-        if done.exists():  # a resumed run: this member finished before
-            model.load_weights(str(folder.checkpoint))
-            history = json.loads(done.read_text())
-        else:
-            print(f"member {k + 1}/{config.members}, seed {member.seed}")
-            batches = ArrayBatches(
-                *splits["train"],
-                member.batch_size,
-                shuffle=True,
-                seed=member.seed,
-                steps=member.steps_per_epoch,
-            )
-            history = common.fit(
-                model,
-                batches,
-                validation,
-                member,
-                folder,
-                extra_callbacks=extra_callbacks,
-            )
-            if config.members > 1:
-                common.write_json(done, history)
         members.append(model)
         histories.append(history)
     seconds = time.perf_counter() - start
@@ -334,6 +297,38 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
         metrics["export"] = export(model, prepared.stats, config.export_dir)
         common.save_metrics(run, metrics)
     return model, run, metrics
+
+
+def train_member(config, k, run, splits, validation, strategy, extra_callbacks):
+    """Trains ensemble member k (seed `member_seed`) in its own run folder, or
+    loads it when a resumed run finished it before; returns (model, history)."""
+    member = dataclasses.replace(config, seed=member_seed(config.seed, k))
+    alone = config.members == 1
+    folder = run if alone else common.RunFolder(run.path / f"member-{k + 1}")
+    common.seed_everything(member.seed)
+    inputs, outputs = splits["train"][0].x.shape[1], splits["train"][1].shape[1]
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_model(member, inputs, outputs, f"member_{k + 1}")
+    if k == 0:
+        model.summary(print_fn=lambda line, **_: print(line))
+    done = folder.path / "member_done.json"
+    if done.exists():
+        model.load_weights(str(folder.checkpoint))
+        return model, json.loads(done.read_text())
+    print(f"member {k + 1}/{config.members}, seed {member.seed}")
+    batches = ArrayBatches(
+        *splits["train"],
+        member.batch_size,
+        shuffle=True,
+        seed=member.seed,
+        steps=member.steps_per_epoch,
+    )
+    history = common.fit(
+        model, batches, validation, member, folder, extra_callbacks=extra_callbacks
+    )
+    if not alone:
+        common.write_json(done, history)
+    return model, history
 
 
 def evaluate(model, prepared: Prepared, splits: dict):

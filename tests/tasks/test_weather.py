@@ -311,7 +311,14 @@ def test_resuming_a_finished_ensemble_reuses_its_members(trained):
     resumed = weather.WeatherConfig(
         **{**vars(config), "resume": str(run.path), "export_dir": ""}
     )
-    again, _, metrics_again = weather.train(resumed)
+    fits = []
+
+    class CountFits(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            fits.append(1)
+
+    again, _, metrics_again = weather.train(resumed, extra_callbacks=[CountFits()])
+    assert fits == []  # no member trained again: both were loaded
     assert metrics_again["members"] == metrics["members"]
     for name, maes in metrics["test_mae"].items():
         assert metrics_again["test_mae"][name] == pytest.approx(maes, abs=1e-6)
