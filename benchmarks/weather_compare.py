@@ -153,11 +153,12 @@ def main() -> None:
                     f"{len(singles)} members",
                 )
             )
+    members = len(first["members"])
     lines += [
         "",
         "Bold: mean over seeds (per seed in brackets). Baselines are deterministic. "
-        "Each run is an ensemble of `--members` LSTMs (default 5, seeds seed, "
-        "seed+1000, ..., seed+4000); "
+        f"Each run is an ensemble of {members} networks (`--members`, seeds "
+        f"seed, seed+1000, ..., seed+{1000 * (members - 1)}); "
         "'one member' is the mean MAE of those members scored on their own.",
         f"Command: `{result['command']}`",
     ]

@@ -50,6 +50,9 @@ class WeatherConfig(TrainConfig):
     test_fraction: float = option(0.15, "share of hours (the last ones) for test")
     units: int = option(32, "recurrent units")
     dropout: float = option(0.2, "dropout on the recurrent layer's output")
+    recurrent_dropout: float = option(
+        0.2, "dropout on the recurrent state h_{t-1} inside the cell (training only)"
+    )
     export_dir: str = option("saved_models/weather", "export folder; '' = skip")
     epochs: int = option(30, "maximum number of epochs")
     batch_size: int = option(128, "windows per batch")
@@ -59,7 +62,7 @@ class WeatherConfig(TrainConfig):
         True, "train on every hour up to the longest horizon, report --horizons"
     )
     members: int = option(
-        5, "ensemble size: the forecast is the mean of this many trained LSTMs"
+        10, "ensemble size: the forecast is the mean of this many trained LSTMs"
     )
 
     def hours_ahead(self) -> list[int]:
@@ -92,8 +95,10 @@ class WeatherConfig(TrainConfig):
                 f"--validation-fraction={v}, --test-fraction={t}: each must be in "
                 "(0, 1) and together below 0.9"
             )
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout={self.dropout}: must be in [0, 1)")
+        for name in ("dropout", "recurrent_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                flag = name.replace("_", "-")
+                raise ConfigError(f"--{flag}={getattr(self, name)}: must be in [0, 1)")
 
 
 # Data -------------------------------------------------------------------------
@@ -191,7 +196,9 @@ def build_model(
 ) -> keras.Model:
     """Window -> LSTM/GRU -> Dense: each station's change at each horizon."""
     window = keras.Input((config.lookback, inputs), name="window")
-    x = common.recurrent_layer(config, config.units)(window)
+    x = common.recurrent_layer(
+        config, config.units, recurrent_dropout=config.recurrent_dropout
+    )(window)
     x = keras.layers.Dropout(config.dropout)(x)
     change = keras.layers.Dense(outputs, dtype="float32", name="change")(x)
     model = keras.Model(window, change, name=name)

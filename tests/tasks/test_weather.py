@@ -5,6 +5,7 @@ import gzip
 import io
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ def tiny_config(tmp_path, **overrides):
         steps_per_epoch=4,
         epochs=2,
         learning_rate=1e-2,
+        members=1,
         runs_dir=str(tmp_path / "runs"),
         export_dir=str(tmp_path / "export"),
         verbose="0",
@@ -238,10 +240,12 @@ def test_linear_baseline_matches_least_squares():
         ({"horizons": "1,six"}, "--horizons='1,six'"),
         ({"lookback": 12}, "--lookback=12"),
         ({"test_fraction": 0.9}, "--test-fraction=0.9"),
+        ({"recurrent_dropout": 1.0}, "--recurrent-dropout=1.0: must be in [0, 1)"),
+        ({"dropout": -0.1}, "--dropout=-0.1: must be in [0, 1)"),
     ],
 )
 def test_bad_options_name_the_flag(tmp_path, overrides, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         tiny_config(tmp_path, **overrides).validate()
 
 
@@ -292,6 +296,8 @@ def test_the_model_is_the_mean_of_its_members_trained_on_every_hour(trained):
     assert prepared.stats["trained_horizons"] == list(range(1, 25))
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     assert [m.name for m in members] == ["member_1", "member_2"]
+    recurrent = [layer for layer in members[0].layers if hasattr(layer, "cell")]
+    assert [layer.cell.recurrent_dropout for layer in recurrent] == [0.2]
     x = np.random.default_rng(0).normal(size=(5, config.lookback, 28))
     x = x.astype("float32")
     outputs = [np.asarray(m.predict(x, verbose=0)) for m in members]
