@@ -97,6 +97,14 @@ class TrainConfig:
         for name in names:
             _positive(name, getattr(self, name))
 
+    def require_rate(self, *names: str) -> None:
+        """Raises ConfigError for the first of these options outside [0, 1)
+        (dropout rates)."""
+        for name in names:
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                _fail(name, value, "must be in [0, 1)")
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 

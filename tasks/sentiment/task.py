@@ -73,8 +73,7 @@ class SentimentConfig(TrainConfig):
                 f"--length-percentile={self.length_percentile}: must be in [95, 100]"
                 " (reviews are kept whole, not truncated short)"
             )
-        if not 0 <= self.dropout < 1:
-            raise common.ConfigError(f"--dropout={self.dropout}: must be in [0, 1)")
+        self.require_rate("dropout")
 
 
 # Data -------------------------------------------------------------------------

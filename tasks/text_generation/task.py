@@ -91,8 +91,7 @@ class TextGenerationConfig(TrainConfig):
             raise common.ConfigError(
                 f"--eval-windows={self.eval_windows}: must be >= 0"
             )
-        if not 0 <= self.dropout < 1:
-            raise common.ConfigError(f"--dropout={self.dropout}: must be in [0, 1)")
+        self.require_rate("dropout")
         if self.dataset == "shakespeare":
             data.check_names(
                 data.WORKS,

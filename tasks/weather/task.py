@@ -95,10 +95,7 @@ class WeatherConfig(TrainConfig):
                 f"--validation-fraction={v}, --test-fraction={t}: each must be in "
                 "(0, 1) and together below 0.9"
             )
-        for name in ("dropout", "recurrent_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                flag = name.replace("_", "-")
-                raise ConfigError(f"--{flag}={getattr(self, name)}: must be in [0, 1)")
+        self.require_rate("dropout", "recurrent_dropout")
 
 
 # Data -------------------------------------------------------------------------
