@@ -20,6 +20,12 @@ Contenders (`--contenders`):
     KERAS_BACKEND=tensorflow python benchmarks/bench_layers.py
     KERAS_BACKEND=jax python benchmarks/bench_layers.py --shapes imdb --rnn lstm gru
 
+Input (`--input`): on the tensorflow backend fit/predict get a tf.data.Dataset of
+whole batches built once before the timing, as the PyTorch loop slices its array
+without a copy; with numpy arrays Keras slices and copies every batch, which cost
+5-6 ms of a 64x200x128 batch here whatever the layer (benchmarks/NOTES.md).
+`--input numpy` times that path; jax and torch get numpy (no TensorFlow needed).
+
 Writes <out>/<backend>-<device>-<rnn>[-<tag>].json and .md (a markdown table).
 Runs wherever Keras runs: TensorFlow is not needed on the jax/torch backends, and
 torch is optional (the `torch` contender is skipped when it is not installed).
@@ -117,7 +123,7 @@ def cpu_name() -> str:
 class KerasContender:
     """A Keras model `Input -> RNN -> Dense(1)` timed with fit / predict."""
 
-    def __init__(self, name, rnn, timesteps, features, units, batch):
+    def __init__(self, name, rnn, timesteps, features, units, batch, feed="numpy"):
         ours_cls, builtin_cls = LAYERS[rnn]
         # Keras' default: jax always jit-compiles, TensorFlow uses tf.function
         # (XLA only on a GPU), torch runs eagerly. jit_compile=False would make
@@ -139,14 +145,32 @@ class KerasContender:
         )
         self.model.compile(optimizer="adam", loss="mse", jit_compile=jit)
         self.batch = batch
+        self.feed = feed
+        self._datasets = {}
 
     def set_weights(self, weights):
         self.model.set_weights(weights)
 
+    def _dataset(self, *arrays):
+        """`--input dataset`: the arrays as a tf.data.Dataset of whole batches,
+        built once (as the PyTorch loop slices its arrays without copying)."""
+        key = tuple(id(a) for a in arrays)
+        if key not in self._datasets:
+            import tensorflow as tf
+
+            batched = [a.reshape(-1, self.batch, *a.shape[1:]) for a in arrays]
+            self._datasets[key] = tf.data.Dataset.from_tensor_slices(tuple(batched))
+        return self._datasets[key]
+
     def train(self, x, y):
+        if self.feed == "dataset":
+            self.model.fit(self._dataset(x, y), epochs=1, verbose=0)
+            return
         self.model.fit(x, y, batch_size=self.batch, epochs=1, shuffle=False, verbose=0)
 
     def infer(self, x):
+        if self.feed == "dataset":
+            return self.model.predict(self._dataset(x), verbose=0)
         return self.model.predict(x, batch_size=self.batch, verbose=0)
 
 
@@ -217,11 +241,11 @@ class TorchContender:
         return torch.cat(outs).cpu().numpy()
 
 
-def make_contender(name, rnn, shape, weights=None):
+def make_contender(name, rnn, shape, weights=None, feed="numpy"):
     batch, timesteps, features, units, _ = SHAPES[shape]
     if name == "torch":
         return TorchContender(rnn, features, units, batch, weights)
-    contender = KerasContender(name, rnn, timesteps, features, units, batch)
+    contender = KerasContender(name, rnn, timesteps, features, units, batch, feed)
     if weights is not None:
         contender.set_weights(weights)
     return contender
@@ -251,10 +275,10 @@ def ratios(times: dict, a: str, b: str, kind: str) -> dict:
     }
 
 
-def measure_memory(rnn, shape, name) -> dict:
+def measure_memory(rnn, shape, name, feed) -> dict:
     """Peak memory of one contender, in a fresh process (see `--memory`)."""
     cmd = [sys.executable, __file__, "--memory-of", rnn, shape, name]
-    cmd += ["--batches", str(SHAPES[shape][4])]
+    cmd += ["--batches", str(SHAPES[shape][4]), "--input", feed]
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=600, check=True
@@ -278,14 +302,14 @@ def _rss_peak_kib(reset: bool = False):
     return None
 
 
-def memory_child(rnn, shape, name) -> None:
+def memory_child(rnn, shape, name, feed) -> None:
     """Runs in the subprocess: fit + predict once, prints the peaks as JSON.
 
     Host: the peak RSS during fit + predict minus the RSS before (imports, data
     and the built model excluded). Device: the allocator's peak (torch CUDA, or
     JAX's peak_bytes_in_use, which in a fresh process is this contender's)."""
     x, y = data(shape)
-    contender = make_contender(name, rnn, shape)
+    contender = make_contender(name, rnn, shape, feed=feed)
     uses_torch = name == "torch" or keras.backend.backend() == "torch"
     if uses_torch:
         import torch
@@ -319,14 +343,14 @@ def memory_child(rnn, shape, name) -> None:
     )
 
 
-def bench_shape(rnn: str, shape: str, contenders, repeats: int, memory: bool):
+def bench_shape(rnn, shape, contenders, repeats: int, memory: bool, feed: str):
     batch, timesteps, features, units, batches = SHAPES[shape]
     x, y = data(shape)
     models, errors = {}, {}
     weights = None
     for name in contenders:
         try:
-            models[name] = make_contender(name, rnn, shape, weights)
+            models[name] = make_contender(name, rnn, shape, weights, feed)
             if weights is None and name != "torch":
                 weights = models[name].model.get_weights()
                 for other in models.values():  # a torch one made before
@@ -387,7 +411,9 @@ def bench_shape(rnn: str, shape: str, contenders, repeats: int, memory: bool):
                         times, name, base, kind
                     )
     if memory:
-        result["memory"] = {name: measure_memory(rnn, shape, name) for name in names}
+        result["memory"] = {
+            name: measure_memory(rnn, shape, name, feed) for name in names
+        }
     return result
 
 
@@ -402,7 +428,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"{report['date']} · backend `{report['backend']}` · {report['device']} · "
         f"Keras {report['keras']} · {report.get('backend_version', '')}"
-        + (f" · torch {report['torch']}" if report.get("torch") else ""),
+        + (f" · torch {report['torch']}" if report.get("torch") else "")
+        + f" · input {report.get('input', 'numpy')}",
         "",
         "| layer | shape (batch, steps, features→units) | contender | train ms | "
         "infer ms | infer seq/s | train vs keras | infer vs keras | train vs "
@@ -470,6 +497,14 @@ def main() -> None:
     parser.add_argument(
         "--batches", type=int, default=None, help="override batches per timing"
     )
+    parser.add_argument(
+        "--input",
+        choices=("auto", "numpy", "dataset"),
+        default="auto",
+        help="how fit/predict get the batches: numpy arrays (Keras slices and "
+        "copies them every batch) or a tf.data.Dataset of whole batches built "
+        "once; auto: dataset on the tensorflow backend, numpy elsewhere",
+    )
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--memory", action="store_true", help="peak memory too")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
@@ -479,8 +514,11 @@ def main() -> None:
     if args.batches:
         for name, shape in SHAPES.items():
             SHAPES[name] = (*shape[:4], args.batches)
+    feed = args.input
+    if feed == "auto":
+        feed = "dataset" if keras.backend.backend() == "tensorflow" else "numpy"
     if args.memory_of:
-        memory_child(*args.memory_of)
+        memory_child(*args.memory_of, feed)
         return
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
@@ -513,6 +551,7 @@ def main() -> None:
         "backend_version": backend_version(),
         "torch": torch_version,
         "command": " ".join(command),
+        "input": feed,
         "results": [],
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -522,7 +561,9 @@ def main() -> None:
         stem += f"-{args.tag}"
     for rnn in args.rnn:
         for shape in args.shapes:
-            result = bench_shape(rnn, shape, contenders, args.repeats, args.memory)
+            result = bench_shape(
+                rnn, shape, contenders, args.repeats, args.memory, feed
+            )
             print(json.dumps({k: v for k, v in result.items() if k != "all_ms"}))
             report["results"].append(result)
             # Written after every shape: a run cut short keeps what it measured.
