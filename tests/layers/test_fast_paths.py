@@ -33,12 +33,9 @@ def expected_to_engage(layer, mask, training) -> bool:
     if layer.use_cudnn != "auto" or layer.unroll:
         return False
     if BACKEND == "torch":
-        default = cell.activation is keras.activations.tanh and (
-            cell.recurrent_activation is keras.activations.sigmoid
-        )
         return (
             mask is None
-            and default
+            and default_activations(cell)
             and getattr(cell, "reset_after", True)
             and not (training and cell.recurrent_dropout)
             and not (training and cell.dropout and cell.implementation != 2)
@@ -46,6 +43,12 @@ def expected_to_engage(layer, mask, training) -> bool:
     if BACKEND == "tensorflow":
         return not training and cell.units <= 256
     return False
+
+
+def default_activations(cell) -> bool:
+    return cell.activation is keras.activations.tanh and (
+        cell.recurrent_activation is keras.activations.sigmoid
+    )
 
 
 def inputs(seed=0):
@@ -75,10 +78,12 @@ DROPOUT_CONFIGS = [
     ("lstm", {"recurrent_dropout": 0.3, "seed": 3}),
 ]
 # Inference for every configuration of test_equivalence and the dropout ones;
-# training (where only dropout changes anything) for the dropout ones.
+# training for the dropout ones (where dropout changes the result) and for every
+# LSTM configuration (torch's engine runs training too).
 CASES = [(k, o, False) for k, o in CONFIGS + DROPOUT_CONFIGS] + [
     (k, o, True) for k, o in DROPOUT_CONFIGS
 ]
+CASES += [(k, o, True) for k, o in CONFIGS if k == "lstm"]
 
 
 @pytest.mark.parametrize(
@@ -109,23 +114,15 @@ def test_fast_equals_reference_and_builtin(kind, kwargs, training, masked):
     assert_all_close(fast(x, mask=mask), expected)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
-@pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
-def test_fast_gradients_equal_reference(kind, masked, training):
-    """d(sum of outputs·probes) / d(inputs, initial state, weights), whichever
-    path runs, equals the reference cell's gradient."""
-    fast, reference, _ = trio(kind, return_sequences=True, return_state=True)
+def assert_gradients_equal(fast, reference, count, mask=None, training=False):
+    """d(sum of outputs·probes) / d(inputs, initial state, weights) of `fast`,
+    whichever path runs, equals the reference cell's, through `stateless_call`."""
     x = inputs()
-    count = 2 if kind == "lstm" else 1
     h0 = np.random.default_rng(3).standard_normal((count, BATCH, UNITS))
     h0 = list(h0.astype("float32"))
-    mask = keras.ops.convert_to_tensor(MASK) if masked else None
     rng = np.random.default_rng(7)
-    probes = [
-        rng.standard_normal(o.shape).astype("float32")
-        for o in fast(x, initial_state=h0, mask=mask)
-    ]
+    outputs = keras.tree.flatten(fast(x, initial_state=h0, mask=mask))
+    probes = [rng.standard_normal(o.shape).astype("float32") for o in outputs]
 
     def grads(layer):
         def loss(x, *rest):
@@ -140,19 +137,48 @@ def test_fast_gradients_equal_reference(kind, masked, training):
             )
             return sum(
                 keras.ops.sum(o * keras.ops.convert_to_tensor(p))
-                for o, p in zip(outs, probes)
+                for o, p in zip(keras.tree.flatten(outs), probes)
             )
 
         non_trainable = [v.value for v in layer.non_trainable_variables]
         trainable = [keras.ops.convert_to_numpy(w) for w in layer.trainable_variables]
-        arrays = [x, *h0, *trainable]
-        return value_and_grad(loss, arrays)
+        return value_and_grad(loss, [x, *h0, *trainable])
 
     (value, fast_grads), (expected, reference_grads) = grads(fast), grads(reference)
     assert abs(value - expected) < 1e-4
-    assert len(fast_grads) == len(reference_grads) == 1 + count + 3
+    count_all = 1 + count + len(fast.trainable_variables)
+    assert len(fast_grads) == len(reference_grads) == count_all
     for got, want in zip(fast_grads, reference_grads):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
+@pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
+def test_fast_gradients_equal_reference(kind, masked, training):
+    fast, reference, _ = trio(kind, return_sequences=True, return_state=True)
+    mask = keras.ops.convert_to_tensor(MASK) if masked else None
+    count = 2 if kind == "lstm" else 1
+    assert_gradients_equal(fast, reference, count, mask, training)
+
+
+TRAINING_CONFIGS = [
+    {},
+    {"go_backwards": True, "return_sequences": True},
+    {"use_bias": False, "return_state": True},
+]
+
+
+@pytest.mark.parametrize(
+    "kwargs", TRAINING_CONFIGS, ids=[ids(("lstm", c)) for c in TRAINING_CONFIGS]
+)
+def test_lstm_training_gradients_equal_reference(kwargs):
+    """Training gradients of LSTM variants a training engine accepts (torch's
+    fused kernel; tensorflow and jax train through the reference loop)."""
+    fast, reference, _ = trio("lstm", **kwargs)
+    engages = fused.select(fast, inputs(), None, True) is not None
+    assert engages == (BACKEND == "torch")
+    assert_gradients_equal(fast, reference, 2, training=True)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
