@@ -3,9 +3,10 @@ documented and compute what the keras.ops reference cell (`use_cudnn=False`) and
 the built-ins compute: outputs, states and gradients, float32 atol 1e-5.
 
 Where a fast path engages: torch backend, no mask (PyTorch's fused kernels);
-tensorflow backend on a CPU, inference (the reference loop compiled by XLA);
-never on jax. Every other test in tests/layers also runs through whichever path
-engages; this file adds the reference cell side by side.
+tensorflow backend on a CPU, inference (the reference loop compiled by XLA, from
+16 rows on two halves of the batch side by side); never on jax. Every other
+test in tests/layers also runs through whichever path engages; this file adds
+the reference cell side by side.
 """
 
 import keras
@@ -252,6 +253,70 @@ def test_tensorflow_xla_only_up_to_256_units():
     assert fused.select(keras_lstm.LSTM(256), x, None, False) is not None
     assert fused.select(keras_lstm.LSTM(257), x, None, False) is None
     assert fused.select(keras_lstm.GRU(1024), x, None, False) is None
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+@pytest.mark.parametrize("batch", [1, 15, 16, 33])
+@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
+def test_tensorflow_xla_runs_two_halves_of_the_batch(batch, masked, monkeypatch):
+    """From 16 rows on (two cores or more) the compiled loop runs on two halves
+    of the batch: outputs, states and the gradient (replayed through the plain
+    loop) equal the built-in's, for odd sizes too; with one core, one call."""
+    import tensorflow as tf
+
+    from keras_lstm.fused import tf_xla
+
+    monkeypatch.setattr(tf_xla, "cores", lambda: 2)
+    training = False
+    kwargs = {"return_sequences": True, "return_state": True}
+    ours, builtin = pair_built("lstm", batch, **kwargs)
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, STEPS, FEATURES)).astype("float32")
+    mask = rng.random((batch, STEPS)) > 0.3 if masked else None
+    states = list(rng.standard_normal((2, batch, UNITS)).astype("float32"))
+    assert fused.select(ours, x, mask, training) is not None
+
+    def outputs_and_grads(layer):
+        @tf.function
+        def step(x, mask, states):
+            with tf.GradientTape() as tape:
+                out = layer(x, mask=mask, initial_state=states, training=training)
+                loss = sum(tf.reduce_sum(o * o) for o in out)
+            return out, tape.gradient(loss, layer.trainable_weights)
+
+        return step(x, mask, states)
+
+    (got, got_grads), (want, want_grads) = map(outputs_and_grads, (ours, builtin))
+    for a, b in zip(got, want):
+        assert_all_close(a, b)
+    for a, b in zip(got_grads, want_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+    # Which rows each loop gets (a stand-in loop that returns its inputs).
+    rows = []
+
+    def loop(sequences, states, mask):
+        rows.append(int(sequences.shape[0]))
+        if mask is not None:
+            assert mask.shape[0] == sequences.shape[0]
+        return sequences[:, -1], sequences, states
+
+    parts = tf_xla.call_in_parts(loop, x, states, mask)
+    assert rows == ([batch - batch // 2, batch // 2] if batch >= 16 else [batch])
+    np.testing.assert_array_equal(parts[1], x)
+    np.testing.assert_array_equal(parts[2][1], states[1])
+    monkeypatch.setattr(tf_xla, "cores", lambda: 1)
+    rows.clear()
+    tf_xla.call_in_parts(loop, x, states, mask)
+    assert rows == [batch]
+
+
+def pair_built(kind, batch, **kwargs):
+    ours, builtin = OURS[kind](UNITS, **kwargs), BUILTIN[kind](UNITS, **kwargs)
+    for layer in (ours, builtin):
+        layer.build((batch, STEPS, FEATURES))
+    builtin.set_weights(randomize(ours))
+    return ours, builtin
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's fused kernels")
