@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -48,6 +47,7 @@ import tensorflow as tf  # noqa: E402
 # Private, as in keras_lstm/fused/tf_xla.py: keeps an active GradientTape from
 # recording the compiled loops themselves (only the custom gradient is).
 from tensorflow.python.eager import record  # noqa: E402
+from tf_loop_variants import measure  # noqa: E402  (benchmarks/ is on the path)
 
 import keras_lstm  # noqa: E402
 
@@ -249,17 +249,6 @@ def check_gradients():
     assert worst < 1e-5, worst
 
 
-def measure(fn, calls=10, repeats=7):
-    fn()
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        runs.append((time.perf_counter() - start) / calls * 1000)
-    return runs
-
-
 def bench(name, shape):
     layer, x = layer_and_weights(shape)
     reference = keras_lstm.LSTM(
@@ -295,10 +284,10 @@ def bench(name, shape):
         "infer keras_lstm (XLA reference loop)": lambda: layer_infer(x),
     }
     times = {k: [] for k in contenders}
-    for repeat in range(2):
+    for repeat in range(4):
         order = list(contenders.items())[:: 1 if repeat % 2 == 0 else -1]
         for key, fn in order:
-            times[key] += measure(fn)
+            times[key].append(measure(fn, calls=10, repeats=3))
     for key, runs in times.items():
         print(
             f"{name:8s} {key:40s} {statistics.median(runs):7.2f} ms "
