@@ -123,6 +123,9 @@ def assert_gradients_equal(fast, reference, count, mask=None, training=False):
     h0 = list(h0.astype("float32"))
     rng = np.random.default_rng(7)
     outputs = keras.tree.flatten(fast(x, initial_state=h0, mask=mask))
+    # Every call advances a layer's dropout seed (as in the built-ins), so both
+    # layers are called once to keep their draws in step.
+    reference(x, initial_state=h0, mask=mask)
     probes = [rng.standard_normal(o.shape).astype("float32") for o in outputs]
 
     def grads(layer):
@@ -167,6 +170,7 @@ TRAINING_CONFIGS = [
     {},
     {"go_backwards": True, "return_sequences": True},
     {"use_bias": False, "return_state": True},
+    {"dropout": 0.3, "seed": 3, "return_sequences": True},
 ]
 
 
