@@ -315,6 +315,24 @@ def test_tensorflow_xla_runs_two_halves_of_the_batch(batch, masked, monkeypatch)
     assert rows == [batch]
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_xla_halves_with_a_batch_unknown_when_traced(monkeypatch):
+    """Traced with no batch size (as `predict` does), the split sizes are
+    computed at run time: one row gives halves of 1 and 0 rows."""
+    import tensorflow as tf
+
+    from keras_lstm.fused import tf_xla
+
+    monkeypatch.setattr(tf_xla, "cores", lambda: 2)
+    ours, builtin = pair_built("lstm", 17, return_sequences=True)
+    spec = tf.TensorSpec((None, STEPS, FEATURES), tf.float32)
+    run = tf.function(lambda x: ours(x), input_signature=[spec])
+    for batch in (1, 2, 17):
+        x = np.random.default_rng(batch).standard_normal((batch, STEPS, FEATURES))
+        x = x.astype("float32")
+        assert_all_close(run(x), builtin(x))
+
+
 def pair_built(kind, batch, **kwargs):
     ours, builtin = OURS[kind](UNITS, **kwargs), BUILTIN[kind](UNITS, **kwargs)
     for layer in (ours, builtin):
