@@ -160,7 +160,14 @@ class KerasContender:
             import tensorflow as tf
 
             batched = [a.reshape(-1, self.batch, *a.shape[1:]) for a in arrays]
-            self._datasets[key] = tf.data.Dataset.from_tensor_slices(tuple(batched))
+            dataset = tf.data.Dataset.from_tensor_slices(tuple(batched))
+            # Nothing to tune in memory, and tf.data's autotuning thread stalled
+            # 0.1-0.6 s when `fit` dropped its iterator, in 8 of 20 calls (none
+            # of 40 with it off): up to 40 ms per batch of a 16-batch timing
+            # (benchmarks/NOTES.md, section 14).
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            self._datasets[key] = dataset.with_options(options)
         return self._datasets[key]
 
     def train(self, x, y):
