@@ -73,3 +73,39 @@ class EpochOrder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batches.set_epoch(epoch)
+
+
+def for_tensorflow_fit(batches: keras.utils.PyDataset):
+    """`batches` (any of the tasks' PyDatasets: a length, and batch `i` a pure
+    function of the epoch set last and `i`) as the `tf.data.Dataset` that Keras'
+    TensorFlow trainer would make of it, but with tf.data's autotuning off.
+
+    Keras feeds a `PyDataset` through `from_generator(...).prefetch(AUTOTUNE)`.
+    On the 2-core machine the autotuning thread made whole training epochs of the
+    sentiment task 1.5-1.8x slower (9-11 s instead of 5.3-6 s, for our layer and
+    the built-in alike) and stalled up to 0.6 s when `fit` dropped the iterator
+    (benchmarks/NOTES.md, section 14). Same batches in the same order: the
+    generator reads `batches` when each epoch's iterator starts, after
+    `EpochOrder` has set that epoch's order.
+    """
+    import tensorflow as tf
+
+    first, last = batches[0], batches[len(batches) - 1]
+
+    def spec(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        rest = [n if n == m else None for n, m in zip(a.shape[1:], b.shape[1:])]
+        shape = [None, *rest]
+        return tf.TensorSpec(shape, tf.as_dtype(a.dtype))
+
+    signature = tf.nest.map_structure(spec, first, last)
+
+    def generate():
+        for index in range(len(batches)):
+            yield batches[index]
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(1).with_options(options)

@@ -19,7 +19,7 @@ import numpy as np
 import keras_lstm
 from tasks.common import multi_worker
 from tasks.common.config import ConfigError, TrainConfig
-from tasks.common.data import ArrayBatches, EpochOrder
+from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
 from tasks.common.plots import plot_history, read_history
 from tasks.common.runs import RunFolder, find_run, new_run, write_json
 
@@ -290,9 +290,14 @@ def fit(
     if config.distribute == "multi_worker":
         multi_worker.patch_model(model, train[0])
     verbose = config.verbose if config.verbose == "auto" else int(config.verbose)
+    train_data, validation_data = train, validation
+    if keras.backend.backend() == "tensorflow" and config.distribute == "none":
+        train_data = for_tensorflow_fit(train)
+        if isinstance(validation, keras.utils.PyDataset):
+            validation_data = for_tensorflow_fit(validation)
     model.fit(
-        train,
-        validation_data=validation,
+        train_data,
+        validation_data=validation_data,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=verbose,

@@ -5,12 +5,13 @@ import hashlib
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
 from tasks import common
 from tasks.common import bundled, config, runs
-from tasks.common.data import ArrayBatches
+from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
 
 
 @dataclasses.dataclass
@@ -88,6 +89,60 @@ def test_each_epoch_order_is_a_seeded_permutation():
     again.set_epoch(1)
     assert np.array_equal(np.concatenate([again[i][1] for i in range(3)]), e1)
     assert len(ArrayBatches(x, y, batch_size=4, steps=2)) == 2
+
+
+needs_tensorflow = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="the tensorflow trainer's input"
+)
+
+
+@needs_tensorflow
+def test_tensorflow_fit_input_yields_each_epochs_batches_untuned():
+    """`for_tensorflow_fit` gives exactly the PyDataset's batches, in the order of
+    the epoch set before each pass (last batch smaller), with autotuning off."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((10, 3, 2)), rng.integers(0, 5, (10, 4)))
+    y = rng.standard_normal(10).astype("float32")
+    batches = ArrayBatches(x, y, batch_size=4, shuffle=True, seed=7)
+    dataset = for_tensorflow_fit(batches)
+    assert int(dataset.cardinality()) == len(batches) == 3
+    assert dataset.options().autotune.enabled is False
+    orders = []
+    for epoch in (0, 3, 0):
+        batches.set_epoch(epoch)
+        got = list(dataset.as_numpy_iterator())
+        assert len(got) == 3
+        orders.append(np.concatenate([gy for _, gy in got]))
+        for index, ((gx0, gx1), gy) in enumerate(got):
+            (wx0, wx1), wy = batches[index]
+            np.testing.assert_array_equal(gx0, wx0)
+            np.testing.assert_array_equal(gx1, wx1)
+            np.testing.assert_array_equal(gy, wy)
+    assert not np.array_equal(orders[0], orders[1])  # epoch 3 reordered
+    np.testing.assert_array_equal(orders[0], orders[2])
+
+
+@needs_tensorflow
+def test_tensorflow_fit_input_trains_like_keras_own_pydataset_path():
+    """Two shuffled epochs through `for_tensorflow_fit` end with the same weights
+    as the same PyDataset handed to `fit` directly (Keras' own adapter)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((22, 5)).astype("float32")
+    y = rng.standard_normal((22, 1)).astype("float32")
+
+    def trained(wrap):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        batches = ArrayBatches(x, y, batch_size=8, shuffle=True, seed=5)
+        data = for_tensorflow_fit(batches) if wrap else batches
+        model.fit(
+            data, epochs=2, shuffle=False, verbose=0, callbacks=[EpochOrder(batches)]
+        )
+        return model.get_weights()
+
+    for got, want in zip(trained(True), trained(False)):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_plots_are_written(tmp_path):
