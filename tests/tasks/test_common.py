@@ -123,26 +123,35 @@ def test_tensorflow_fit_input_yields_each_epochs_batches_untuned():
 
 
 @needs_tensorflow
-def test_tensorflow_fit_input_trains_like_keras_own_pydataset_path():
-    """Two shuffled epochs through `for_tensorflow_fit` end with the same weights
-    as the same PyDataset handed to `fit` directly (Keras' own adapter)."""
+def test_tensorflow_fit_input_trains_like_a_loop_over_the_epoch_orders():
+    """Two shuffled epochs of `fit` on `for_tensorflow_fit` (with EpochOrder) end
+    with the weights of an explicit loop: set_epoch(e), then train_on_batch on
+    batches[0], batches[1], ... of that epoch."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((22, 5)).astype("float32")
     y = rng.standard_normal((22, 1)).astype("float32")
 
-    def trained(wrap):
+    def model_and_batches():
         keras.utils.set_random_seed(3)
         model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
         model.compile(optimizer="sgd", loss="mse")
-        batches = ArrayBatches(x, y, batch_size=8, shuffle=True, seed=5)
-        data = for_tensorflow_fit(batches) if wrap else batches
-        model.fit(
-            data, epochs=2, shuffle=False, verbose=0, callbacks=[EpochOrder(batches)]
-        )
-        return model.get_weights()
+        return model, ArrayBatches(x, y, batch_size=8, shuffle=True, seed=5)
 
-    for got, want in zip(trained(True), trained(False)):
-        np.testing.assert_array_equal(got, want)
+    model, batches = model_and_batches()
+    model.fit(
+        for_tensorflow_fit(batches),
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[EpochOrder(batches)],
+    )
+    loop, loop_batches = model_and_batches()
+    for epoch in range(2):
+        loop_batches.set_epoch(epoch)
+        for index in range(len(loop_batches)):
+            loop.train_on_batch(*loop_batches[index])
+    for got, want in zip(model.get_weights(), loop.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 def test_plots_are_written(tmp_path):

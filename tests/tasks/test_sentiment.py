@@ -186,6 +186,28 @@ class KillMidEpoch(keras.callbacks.Callback):
             raise Killed(f"killed in epoch {self.epoch} after batch {batch}")
 
 
+def test_fit_feeds_tensorflow_untuned_tf_data(tmp_path, monkeypatch):
+    """On tensorflow (no --distribute) `tasks.common.fit` hands Keras the train and
+    validation batches through `for_tensorflow_fit`; other backends get the
+    PyDatasets themselves."""
+    from tasks.common import training
+
+    wrapped = []
+
+    def spy(batches):
+        wrapped.append(batches)
+        return real(batches)
+
+    real = training.for_tensorflow_fit
+    monkeypatch.setattr(training, "for_tensorflow_fit", spy)
+    sentiment.train(tiny_config(tmp_path, epochs=1, steps_per_epoch=2, export_dir=""))
+    if keras.backend.backend() == "tensorflow":
+        assert [type(b).__name__ for b in wrapped] == ["ArrayBatches"] * 2
+        assert len(wrapped[0]) == 2 and len(wrapped[1]) > 2  # train, validation
+    else:
+        assert wrapped == []
+
+
 def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
     overrides = dict(epochs=3, steps_per_epoch=5, export_dir="", dropout=0.3)
     _, whole_run, whole = sentiment.train(tiny_config(tmp_path / "a", **overrides))
