@@ -27,7 +27,9 @@ step (forward + weight gradients, as `fit` needs for a first layer; no
 optimizer) against the plain while-loop graph, and a forward pass against the
 XLA-compiled reference loop that inference uses; the order alternates, medians
 of repeats. Outcome: level with the plain graph at the IMDB-like shape, slower
-at the weather shape, and slower inside `fit`; so the layer does not use it.
+at the weather shape, and slower inside `fit` (measured before tf.data's
+end-of-fit stall was found and removed, NOTES section 14; not rerun); so the
+layer does not use it.
 
     python benchmarks/tf_fused_bptt.py                 # IMDB-like and weather
     python benchmarks/tf_fused_bptt.py 64,200,128,32   # any batch,steps,features,units

@@ -17,8 +17,9 @@ recurrent layer, so with two cores or more and a batch of at least
 as two halves, two independent compiled calls that TensorFlow's executor runs
 side by side inside a `tf.function` (as in `predict`): 1.2-1.5x faster on the
 2-core machine (benchmarks/NOTES.md, section 13), same rows as for the whole
-batch. (The same split for training, two plain loops side by side, was faster
-alone but slower inside `fit`; not used.)
+batch. (The same split for training, two plain loops side by side, was 0.94x
+at the weather shape but 1.05-1.17x elsewhere inside `fit`, section 14; not
+used.)
 
 Engaged for: inference (`training=False`), on a CPU, float32, at most
 `MAX_UNITS` (256) units, not unrolled, inside or outside `tf.function`; masks

@@ -1,7 +1,8 @@
 """Batches from NumPy arrays for `fit`, on every backend.
 
 `ArrayBatches` is a `keras.utils.PyDataset`: no TensorFlow in the input
-pipeline, so training runs on jax and torch too. The order of epoch `e` is a
+pipeline, so training runs on jax and torch too (on tensorflow, `fit` gets it
+through `for_tensorflow_fit`). The order of epoch `e` is a
 permutation seeded by `(seed, e)` alone, so a run resumed at epoch `e` (see
 `--resume`) sees exactly the batches the uninterrupted run saw.
 """
