@@ -293,6 +293,9 @@ def fit(
     train_data, validation_data = train, validation
     if keras.backend.backend() == "tensorflow" and config.distribute == "none":
         train_data = for_tensorflow_fit(train)
+        if isinstance(validation, tuple) and len(validation) == 2:
+            # (x, y) arrays: batched by 32, as Keras' array adapter would.
+            validation = ArrayBatches(*validation, batch_size=32)
         if isinstance(validation, keras.utils.PyDataset):
             validation_data = for_tensorflow_fit(validation)
     model.fit(

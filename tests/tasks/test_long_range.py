@@ -246,3 +246,30 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
         assert after["gradient_norms_trained"] == pytest.approx(
             before["gradient_norms_trained"], rel=1e-5
         )
+
+
+def test_tuple_validation_reaches_tensorflow_fit_as_batches_of_32(
+    tmp_path, monkeypatch
+):
+    """long_range validates on `(x, y)` arrays; on tensorflow `tasks.common.fit`
+    batches them by 32 (Keras' default for arrays) into `for_tensorflow_fit`."""
+    from tasks.common import training
+
+    wrapped = []
+    real = training.for_tensorflow_fit
+
+    def spy(batches):
+        wrapped.append(batches)
+        return real(batches)
+
+    monkeypatch.setattr(training, "for_tensorflow_fit", spy)
+    args = "--lengths 12 --models lstm --epochs 1 --steps-per-epoch 2 --batch-size 8"
+    args += " --validation-size 40 --test-size 16 --gradient-length 12 --verbose 0"
+    task.main([*args.split(), "--runs-dir", str(tmp_path)])
+    if keras.backend.backend() != "tensorflow":
+        assert wrapped == []
+        return
+    train, validation = wrapped
+    assert len(train) == 2 and train.batch_size == 8
+    assert validation.batch_size == 32 and validation.rows == 40
+    assert len(validation) == 2  # 32 + 8 rows
