@@ -162,7 +162,7 @@ class KerasContender:
             batched = [a.reshape(-1, self.batch, *a.shape[1:]) for a in arrays]
             dataset = tf.data.Dataset.from_tensor_slices(tuple(batched))
             # Nothing to tune in memory, and tf.data's autotuning thread stalled
-            # 0.1-0.6 s when `fit` dropped its iterator, in 8 of 20 calls (none
+            # 55-638 ms when `fit` dropped its iterator, in 8 of 20 calls (none
             # of 40 with it off): up to 40 ms per batch of a 16-batch timing
             # (benchmarks/NOTES.md, section 14).
             options = tf.data.Options()

@@ -82,9 +82,9 @@ def for_tensorflow_fit(batches: keras.utils.PyDataset):
     TensorFlow trainer would make of it, but with tf.data's autotuning off.
 
     Keras feeds a `PyDataset` through `from_generator(...).prefetch(AUTOTUNE)`.
-    On the 2-core machine the autotuning thread made whole training epochs of the
+    On the 2-core machine the autotuning thread made some training epochs of the
     sentiment task 1.5-1.8x slower (9-11 s instead of 5.3-6 s, for our layer and
-    the built-in alike) and stalled up to 0.6 s when `fit` dropped the iterator
+    the built-in alike) and stalled up to 0.64 s when `fit` dropped the iterator
     (benchmarks/NOTES.md, section 14). Same batches in the same order: the
     generator reads `batches` when each epoch's iterator starts, after
     `EpochOrder` has set that epoch's order.
