@@ -151,7 +151,7 @@ def test_tensorflow_fit_input_trains_like_a_loop_over_the_epoch_orders():
         for index in range(len(loop_batches)):
             loop.train_on_batch(*loop_batches[index])
     for got, want in zip(model.get_weights(), loop.get_weights()):
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(got, want)
 
 
 def test_plots_are_written(tmp_path):
