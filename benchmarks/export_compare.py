@@ -211,11 +211,13 @@ def main() -> None:
         help="LiteRT's default XNNPACK delegate, or builtin kernels only",
     )
     args = parser.parse_args()
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="export_compare_"))
     rows = []
-    for rnn in args.rnn:
-        for steps in args.steps:
-            rows += measure(rnn, steps, folder, args)
+    # The SavedModels and .tflite files are only needed while they are timed.
+    with tempfile.TemporaryDirectory(prefix="export_compare_") as tmp:
+        folder = pathlib.Path(tmp)
+        for rnn in args.rnn:
+            for steps in args.steps:
+                rows += measure(rnn, steps, folder, args)
     meta = {
         "date": datetime.date.today().isoformat(),
         "cpu": cpu_name(),
