@@ -10,7 +10,9 @@ that the results equal the reference and the built-ins within 1e-5.
   `torch._VF.lstm` / `torch._VF.gru` (what `torch.nn.LSTM` / `nn.GRU` run:
   a C++ loop on CPU, cuDNN on CUDA), for unmasked sequences.
 - tensorflow backend, CPU, inference, up to 256 units: the reference loop
-  compiled with XLA (`tf.function(jit_compile=True)`), masks allowed.
+  compiled with XLA (`tf.function(jit_compile=True)`), masks allowed
+  (`tf_xla`); training, LSTM, a fixed batch of at most 4096 batch x units, no
+  mask or dropout: hand-written BPTT in two XLA loops (`tf_bptt`).
 
 Engines that need a backend's own API live in the modules of this subpackage
 and are imported only when that backend is active, so `import keras_lstm` still

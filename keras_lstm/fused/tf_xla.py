@@ -5,11 +5,13 @@ The same keras.ops cell and the same `keras.src.backend.rnn` loop, traced into a
 removes the per-op executor overhead of TensorFlow's while loop, which dominates
 at these sizes (benchmarks/NOTES.md).
 
-Training (`training=True`) keeps the plain graph: differentiating through the
+Training (`training=True`) does not use this loop: differentiating through the
 compiled loop would hand its TensorList of intermediates across the XLA boundary,
-which TensorFlow does not support. For the same reason a gradient taken through
-an inference call (`training=False` under a GradientTape) is computed by a
-custom gradient that replays the plain reference loop.
+which TensorFlow does not support (`select` hands training to `tf_bptt`, the
+LSTM's hand-written gradient, or the plain graph). For the same reason a
+gradient taken through an inference call (`training=False` under a
+GradientTape) is computed by a custom gradient that replays the plain
+reference loop.
 
 XLA:CPU runs one compiled loop on one core. Rows of a batch never interact in a
 recurrent layer, so with two cores or more and a batch of at least
@@ -50,7 +52,11 @@ MAX_UNITS = 256
 
 
 def select(layer, sequences, mask, training):
-    if training or layer.cell.compute_dtype != "float32":
+    if training:  # the LSTM's hand-written gradient, where it applies
+        from keras_lstm.fused import tf_bptt
+
+        return tf_bptt.select(layer, sequences, mask, training)
+    if layer.cell.compute_dtype != "float32":
         return None
     if layer.cell.units > MAX_UNITS:
         return None

@@ -42,7 +42,17 @@ def expected_to_engage(layer, mask, training) -> bool:
             and not (training and cell.dropout and cell.implementation != 2)
         )
     if BACKEND == "tensorflow":
-        return not training and cell.units <= 256
+        if not training:
+            return cell.units <= 256
+        # keras_lstm/fused/tf_bptt.py: the LSTM's hand-written gradient.
+        return (
+            hasattr(cell, "unit_forget_bias")
+            and mask is None
+            and default_activations(cell)
+            and not (cell.dropout or cell.recurrent_dropout)
+            and cell.compute_dtype == "float32"
+            and BATCH * cell.units <= 4096
+        )
     return False
 
 
@@ -179,10 +189,13 @@ TRAINING_CONFIGS = [
 )
 def test_lstm_training_gradients_equal_reference(kwargs):
     """Training gradients of LSTM variants a training engine accepts (torch's
-    fused kernel; tensorflow and jax train through the reference loop)."""
+    fused kernel, tensorflow's hand-written BPTT without dropout; jax trains
+    through the reference loop)."""
     fast, reference, _ = trio("lstm", **kwargs)
     engages = fused.select(fast, inputs(), None, True) is not None
-    assert engages == (BACKEND == "torch")
+    assert engages == (
+        BACKEND == "torch" or (BACKEND == "tensorflow" and "dropout" not in kwargs)
+    )
     assert_gradients_equal(fast, reference, 2, training=True)
 
 
@@ -245,7 +258,7 @@ def test_tensorflow_predict_compiles_the_loop_with_xla():
     )
     compiled = tf_xla._COMPILED[model.layers[0]]
     assert compiled.experimental_get_tracing_count() >= 1
-    # Training keeps the plain loop (and still trains).
+    # Training runs without the XLA inference loop (and still trains).
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, np.zeros((BATCH, 1), "float32"), verbose=0)
 
@@ -370,3 +383,82 @@ def test_hoisting_is_automatic_only_for_jax_on_a_gpu():
         return
     device = keras.distribution.list_devices()[0].lower()
     assert _jax_on_gpu() == device.startswith(("gpu", "cuda"))
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
+def test_tensorflow_bptt_engages_only_where_documented():
+    """keras_lstm/fused/tf_bptt.py: a fixed batch of at most 4096 cells (batch x
+    units), no mask, no dropout, LSTM only (benchmarks/NOTES.md, section 15)."""
+    import tensorflow as tf
+
+    def engages(layer, batch, mask=None, features=FEATURES):
+        x = np.zeros((batch, STEPS, features), "float32")
+        return fused.select(layer, x, mask, True) is not None
+
+    assert engages(keras_lstm.LSTM(64), 64)
+    assert not engages(keras_lstm.LSTM(64), 65)
+    assert not engages(keras_lstm.LSTM(4), 3, mask=MASK)
+    assert not engages(keras_lstm.LSTM(4, dropout=0.1), 3)
+    assert not engages(keras_lstm.LSTM(4, recurrent_dropout=0.1), 3)
+    assert not engages(keras_lstm.LSTM(4, activation="relu"), 3)
+    assert not engages(keras_lstm.GRU(4), 3)
+    # A batch size unknown when the graph is traced: the reference loop.
+    seen, layer = [], keras_lstm.LSTM(4)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, STEPS, FEATURES))])
+    def traced(x):
+        seen.append(fused.select(layer, x, None, True))
+        return x
+
+    traced(np.zeros((BATCH, STEPS, FEATURES), "float32"))
+    assert seen == [None]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
+@pytest.mark.parametrize("batch", [3, 20], ids=["whole", "halves"])
+def test_tensorflow_bptt_fit_equals_reference(batch, monkeypatch):
+    """`fit` of two stacked LSTMs (the lower one's input gradient is used) on a
+    fixed batch size, against the same model on the reference loop: same losses
+    and weights after two epochs of four steps."""
+    import tensorflow as tf
+
+    from keras_lstm.fused import tf_bptt
+
+    calls = []
+    real_lstm = tf_bptt.lstm
+
+    def counted(*args):
+        calls.append(1)
+        return real_lstm(*args)
+
+    monkeypatch.setattr(tf_bptt, "lstm", counted)
+
+    def model(use_cudnn):
+        keras.utils.set_random_seed(5)
+        return keras.Sequential(
+            [
+                keras.Input((STEPS, FEATURES)),
+                keras_lstm.LSTM(8, return_sequences=True, use_cudnn=use_cudnn),
+                keras_lstm.LSTM(UNITS, go_backwards=True, use_cudnn=use_cudnn),
+                keras.layers.Dense(1),
+            ]
+        )
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4 * batch, STEPS, FEATURES)).astype("float32")
+    y = rng.standard_normal((4 * batch, 1)).astype("float32")
+    # Whole batches only, so that the batch size is in the traced graph.
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch, drop_remainder=True)
+    results = []
+    for use_cudnn in ("auto", False):
+        net = model(use_cudnn)
+        net.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        history = net.fit(data, epochs=2, verbose=0)
+        results.append((history.history["loss"], net.get_weights()))
+        # Traced once per layer (and per half), for ours only.
+        assert bool(calls) == (use_cudnn == "auto")
+        calls.clear()
+    (loss, weights), (want_loss, want_weights) = results
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for got, want in zip(weights, want_weights):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -1,0 +1,231 @@
+"""tensorflow backend, CPU, training: the LSTM with hand-written backpropagation
+through time, both loops compiled by XLA.
+
+TensorFlow differentiates a while loop by running a second loop of small ops
+through its executor, and an XLA-compiled loop cannot hand its TensorList of
+intermediates back to TensorFlow (see `tf_xla`). Here the forward loop keeps what
+the backward pass needs as one plain tensor, and the gradient is written out
+(`tf.custom_gradient`), so that both loops compile:
+
+    forward, per step:  z_t = x_t·W + b + h_{t-1}·U  (x·W + b for all steps first)
+                        keep [i_t, f_t, C̃_t, o_t, C_t, tanh C_t]
+    backward, t = T..1: dh_t = ∂L/∂h_t + dz_{t+1}·Uᵀ
+                        dC_t = dh_t ⊙ o_t ⊙ (1 − tanh²C_t) + dC_{t+1} ⊙ f_{t+1}
+                        dz_t = [dC_t⊙C̃_t⊙i_t(1−i_t), dC_t⊙C_{t-1}⊙f_t(1−f_t),
+                                dC_t⊙i_t⊙(1−C̃_t²), dh_t⊙tanh(C_t)⊙o_t(1−o_t)]
+    then, over all steps at once: dx = dz·Wᵀ, dW = Σ x_tᵀ·dz_t,
+                        dU = Σ h_{t-1}ᵀ·dz_t, db = Σ dz_t.
+
+These are the seed article's BPTT equations; the keras.ops cell stays the
+reference (`tests/layers/test_fast_paths.py` checks outputs and every gradient
+against it). As for inference, the batch runs as two halves side by side
+(`tf_xla.call_in_parts`). Measured in benchmarks/NOTES.md, section 15.
+
+Engaged for: `keras_lstm.LSTM` in training, on a CPU, float32, tanh/sigmoid, no
+mask, no dropout, not unrolled, and a batch size fixed in the graph with batch x
+units at most `MAX_CELLS` (4096).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Private, as in tf_xla: keeps an active GradientTape from recording the compiled
+# loops themselves (only the custom gradient below is recorded).
+from tensorflow.python.eager import record
+
+from keras_lstm.fused import default_activations, tf_xla
+
+
+def select(layer, sequences, mask, training):
+    cell = layer.cell
+    if not training or mask is not None or not hasattr(cell, "unit_forget_bias"):
+        return None  # not training, masked, or not an LSTM
+    if cell.dropout or cell.recurrent_dropout or not default_activations(cell):
+        return None
+    if cell.compute_dtype != "float32" or cell.units > tf_xla.MAX_UNITS:
+        return None
+    # The batch size must be in the graph's static shape: where it is not (Keras'
+    # datasets from arrays, whose last batch is smaller), choosing at run time
+    # needs a tf.cond, and TensorFlow cannot differentiate a custom gradient
+    # inside one ("Could not find external tensor capture"; NOTES section 15).
+    rows = sequences.shape[0]
+    if rows is None or rows * cell.units > MAX_CELLS:
+        return None
+    if tf.config.list_logical_devices("GPU"):
+        return None
+
+    def run(sequences, initial_state, mask):
+        variables = [cell.kernel, cell.recurrent_kernel]
+        if cell.use_bias:
+            variables.append(cell.bias)
+        weights = [tf.convert_to_tensor(v) for v in variables]  # reads them
+        if layer.go_backwards:  # as Keras' loop: outputs stay in reversed order
+            sequences = tf.reverse(sequences, [1])
+        outputs, h, c = tf_xla.call_in_parts(
+            lambda s, st, _: lstm(s, st[0], st[1], *weights),
+            sequences,
+            list(initial_state),
+            None,
+        )
+        outputs.set_shape(sequences.shape[:2] + [cell.units])
+        last = outputs[:, -1]
+        if not layer.return_sequences:
+            outputs = last[:, None]
+        return last, outputs, [h, c]
+
+    return run
+
+
+# Above this many cells (batch rows x units) the plain graph's loops were faster:
+# 0.66-0.90x of its training time at and below, 1.05-1.24x above, over six
+# shapes on the Intel machine (NOTES 13c); 0.67x at 64 x 64 and 1.16x at
+# 256 x 32 on the AMD one (section 15).
+MAX_CELLS = 4096
+
+
+def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):
+    """The LSTM over `x` (batch, timesteps, features) from states `h0`, `c0`, in
+    Keras' gate order (i, f, c, o): returns the outputs (batch, timesteps,
+    units) and the last `h` and `c`, differentiable w.r.t. all arguments."""
+    inputs = [x, h0, c0, kernel, recurrent_kernel]
+    if bias is not None:
+        inputs.append(bias)
+
+    @tf.custom_gradient
+    def fused(*inputs):
+        x, h0, c0, kernel, recurrent_kernel = inputs[:5]
+        bias = inputs[5] if len(inputs) > 5 else None
+        with record.stop_recording():
+            x_t = tf.transpose(x, [1, 0, 2])  # time-major: one slice per step
+            projected = _project(x_t, kernel, bias)
+            hs, h, c, kept = _forward(projected, recurrent_kernel, h0, c0)
+            outputs = tf.transpose(hs, [1, 0, 2])
+
+        def grad(d_outputs, d_h, d_c):
+            d_hs = tf.transpose(_zeros_if_none(d_outputs, outputs), [1, 0, 2])
+            d_z, d_h0, d_c0 = _backward(
+                d_hs,
+                _zeros_if_none(d_h, h),
+                _zeros_if_none(d_c, c),
+                recurrent_kernel,
+                kept,
+                c0,
+            )
+            d_z2 = tf.reshape(d_z, [-1, d_z.shape[-1]])
+            x2 = tf.reshape(x_t, [-1, x_t.shape[-1]])
+            h_prev = tf.concat([h0[None], hs[:-1]], 0)
+            h_prev = tf.reshape(h_prev, [-1, h0.shape[-1]])
+            # Unused gradients (dx of a first layer) are pruned from the graph.
+            d_x = tf.matmul(d_z2, kernel, transpose_b=True)
+            d_x = tf.transpose(tf.reshape(d_x, tf.shape(x_t)), [1, 0, 2])
+            grads = [
+                d_x,
+                d_h0,
+                d_c0,
+                tf.matmul(x2, d_z2, transpose_a=True),
+                tf.matmul(h_prev, d_z2, transpose_a=True),
+            ]
+            if bias is not None:
+                grads.append(tf.reduce_sum(d_z2, 0))
+            return grads
+
+        return [outputs, h, c], grad
+
+    return fused(*inputs)
+
+
+def _zeros_if_none(gradient, like):
+    return tf.zeros_like(like) if gradient is None else gradient
+
+
+def _project(x_t, kernel, bias):
+    """`x_t·W + b` for every step in one matmul: (timesteps, batch, 4·units)."""
+    projected = tf.matmul(tf.reshape(x_t, [-1, x_t.shape[-1]]), kernel)
+    if bias is not None:
+        projected = projected + bias
+    shape = tf.shape(x_t)
+    return tf.reshape(projected, [shape[0], shape[1], kernel.shape[-1]])
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _forward(projected, recurrent_kernel, h, c):
+    """Returns the outputs (timesteps, batch, units), the last `h` and `c`, and
+    each step's `[i, f, C̃, o, C, tanh C]` (timesteps, batch, 6·units), so that
+    the backward pass needs no sigmoid or tanh."""
+    steps = tf.shape(projected)[0]
+    units = h.shape[-1]
+
+    def body(t, h, c, current, hs, kept):
+        # Each step's slice is read one iteration ahead and carried: a dynamic
+        # slice fused into the gate math stops XLA:CPU from vectorizing it
+        # (NOTES section 13b).
+        following = projected[tf.minimum(t + 1, steps - 1)]
+        z = current + tf.matmul(h, recurrent_kernel)
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+        i, f, c_tilde, o = (
+            tf.sigmoid(z_i),
+            tf.sigmoid(z_f),
+            tf.tanh(z_c),
+            tf.sigmoid(z_o),
+        )
+        c = f * c + i * c_tilde
+        tanh_c = tf.tanh(c)
+        h = o * tanh_c
+        hs = hs.write(t, h)
+        kept = kept.write(t, tf.concat([i, f, c_tilde, o, c, tanh_c], -1))
+        return t + 1, h, c, following, hs, kept
+
+    hs = tf.TensorArray(tf.float32, size=steps, element_shape=h.shape)
+    kept = tf.TensorArray(
+        tf.float32, size=steps, element_shape=tf.TensorShape([h.shape[0], 6 * units])
+    )
+    _, h, c, _, hs, kept = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h, c, projected[0], hs, kept),
+        maximum_iterations=steps,
+    )
+    return hs.stack(), h, c, kept.stack()
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _backward(d_hs, d_h, d_c, recurrent_kernel, kept, c0):
+    """Reverse loop: the gradient w.r.t. each step's pre-activations `z_t`
+    (timesteps, batch, 4·units), and w.r.t. the initial states."""
+    steps = tf.shape(kept)[0]
+    units = c0.shape[-1]
+    recurrent_t = tf.transpose(recurrent_kernel)
+    c_prev_all = tf.concat([c0[None], kept[:-1, :, 4 * units : 5 * units]], 0)
+
+    def read(t):
+        return kept[t], c_prev_all[t], d_hs[t]
+
+    def body(t, d_h, d_c, current, d_zs):
+        following = read(tf.maximum(t - 1, 0))  # one step ahead (backwards)
+        step_kept, c_prev, d_out = current
+        i, f, c_tilde, o, _, tanh_c = tf.split(step_kept, 6, axis=-1)
+        d_h = d_h + d_out
+        d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
+        d_z = tf.concat(
+            [
+                d_c * c_tilde * i * (1.0 - i),
+                d_c * c_prev * f * (1.0 - f),
+                d_c * i * (1.0 - c_tilde * c_tilde),
+                d_h * tanh_c * o * (1.0 - o),
+            ],
+            -1,
+        )
+        d_zs = d_zs.write(t, d_z)
+        return t - 1, tf.matmul(d_z, recurrent_t), d_c * f, following, d_zs
+
+    d_zs = tf.TensorArray(
+        tf.float32, size=steps, element_shape=tf.TensorShape([c0.shape[0], 4 * units])
+    )
+    _, d_h, d_c, _, d_zs = tf.while_loop(
+        lambda t, *_: t >= 0,
+        body,
+        (steps - 1, d_h, d_c, read(steps - 1), d_zs),
+        maximum_iterations=steps,
+    )
+    return d_zs.stack(), d_h, d_c
