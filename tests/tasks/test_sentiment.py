@@ -114,9 +114,18 @@ def read_history(run):
         return list(csv.DictReader(f))
 
 
-def test_tiny_run_learns_and_writes_every_artifact(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run with its export, shared by the tests below."""
+    tmp_path = tmp_path_factory.mktemp("sentiment")
+    keras.utils.set_random_seed(1234)
     config = tiny_config(tmp_path, epochs=3, steps_per_epoch=20)
     model, run, metrics = sentiment.train(config)
+    return config, model, run, metrics
+
+
+def test_tiny_run_learns_and_writes_every_artifact(trained):
+    config, model, run, metrics = trained
     losses = [float(row["loss"]) for row in read_history(run)]
     assert losses[-1] < losses[0] - 0.02, losses
     seconds = [float(row["epoch_seconds"]) for row in read_history(run)]
@@ -242,9 +251,8 @@ def run_cli(*args, **kwargs):
     )
 
 
-def test_predict_cli_handles_empty_non_ascii_and_long_reviews(tmp_path):
-    config = tiny_config(tmp_path, epochs=1)
-    model, _, metrics = sentiment.train(config)
+def test_predict_cli_handles_empty_non_ascii_and_long_reviews(trained):
+    config, model, _, metrics = trained
     reviews = ["", "Très émouvant — ★★★★ 日本", "a wonderful, moving film " * 40]
     result = run_cli("predict", *reviews, "--model-dir", config.export_dir)
     assert result.returncode == 0, result.stderr
@@ -306,7 +314,9 @@ def test_imdb_uses_the_real_tfds_loader_offline(tmp_path):
         assert [len(splits[s][0]) for s in data.SPLITS] == [36, 4, 40]
         assert all(isinstance(t, str) for t in splits["train"][0])
         _, _, metrics = sentiment.train(
-            tiny_config(tmp_path, dataset="imdb", epochs=1, steps_per_epoch=2)
+            tiny_config(
+                tmp_path, dataset="imdb", epochs=1, steps_per_epoch=2, export_dir=""
+            )
         )
     assert metrics["rows"] == {"train": 36, "validation": 4, "test": 40}
 
