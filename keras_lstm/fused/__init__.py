@@ -13,6 +13,9 @@ that the results equal the reference and the built-ins within 1e-5.
   compiled with XLA (`tf.function(jit_compile=True)`), masks allowed
   (`tf_xla`); training, LSTM, a fixed batch of at most 4096 batch x units, no
   mask or dropout: hand-written BPTT in two XLA loops (`tf_bptt`).
+- jax backend, GPU, LSTM, opt-in with `KERAS_LSTM_PALLAS=1` until measured on a
+  GPU: persistent Pallas (Triton) kernels for the forward and backward loops
+  (`jax_pallas`).
 
 Engines that need a backend's own API live in the modules of this subpackage
 and are imported only when that backend is active, so `import keras_lstm` still
@@ -31,6 +34,7 @@ __all__ = ["select"]
 _ENGINES = {
     "torch": "keras_lstm.fused.torch_vf",
     "tensorflow": "keras_lstm.fused.tf_xla",
+    "jax": "keras_lstm.fused.jax_pallas",
 }
 
 

@@ -1,0 +1,139 @@
+"""The opt-in Pallas kernels (jax GPU engine) against the keras.ops cell.
+
+No GPU here: the kernels run in Pallas' interpreter, which executes the same
+kernel bodies (loads, stores, dots, the time loop) with XLA on the CPU, and a
+separate test lowers them with Triton for CUDA, which is where a kernel that
+Triton cannot compile fails first.
+"""
+
+import numpy as np
+import pytest
+
+from tests.layers.helpers import BACKEND, assert_all_close, pair, randomize
+
+pytestmark = pytest.mark.skipif(BACKEND != "jax", reason="a jax engine")
+
+if BACKEND == "jax":
+    import jax
+    import jax.numpy as jnp
+
+    from keras_lstm.fused import jax_pallas
+
+BATCH, STEPS, FEATURES, UNITS = 32, 6, 3, 16
+
+
+def arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype("float32")
+    h0, c0 = rng.standard_normal((2, BATCH, UNITS)).astype("float32")
+    return x, h0, c0
+
+
+def reference_layer():
+    """Our layer on the keras.ops cell (`use_cudnn=False`), random weights."""
+    layer, _ = pair(
+        "lstm", UNITS, return_sequences=True, return_state=True, use_cudnn=False
+    )
+    layer.build((BATCH, STEPS, FEATURES))
+    randomize(layer, seed=3)
+    return layer
+
+
+def test_kernels_equal_the_reference_cell_and_so_do_their_gradients():
+    layer = reference_layer()
+    weights = [jnp.asarray(w) for w in layer.get_weights()]
+    constants = [v.value for v in layer.non_trainable_variables]
+
+    def reference(x, h0, c0, kernel, recurrent_kernel, bias):
+        trainable = [kernel, recurrent_kernel, bias]
+        out, _ = layer.stateless_call(trainable, constants, x, initial_state=[h0, c0])
+        return tuple(out)
+
+    def loss(fn):
+        def value(*args):
+            outputs, h, c = fn(*args)
+            # Every output feeds the loss, nonlinearly, so each gradient path counts.
+            return (
+                jnp.sum(outputs * jnp.sin(outputs)) + jnp.sum(1.3 * h) + jnp.sum(c * c)
+            )
+
+        return value
+
+    args = (*arrays(), *weights)
+    assert_all_close(jax_pallas.lstm_sequence(*args), reference(*args))
+    ours = jax.jit(jax.grad(loss(jax_pallas.lstm_sequence), argnums=tuple(range(6))))(
+        *args
+    )
+    theirs = jax.jit(jax.grad(loss(reference), argnums=tuple(range(6))))(*args)
+    for name, a, b in zip(["x", "h0", "c0", "W", "U", "b"], ours, theirs):
+        scale = float(jnp.max(jnp.abs(b)))
+        assert float(jnp.max(jnp.abs(a - b))) <= 1e-5 * max(scale, 1.0), name
+
+
+@pytest.fixture
+def engine_on(monkeypatch):
+    """KERAS_LSTM_PALLAS=1, and the CPU taken for a GPU; counts the kernel calls."""
+    monkeypatch.setenv("KERAS_LSTM_PALLAS", "1")
+    monkeypatch.setattr(jax_pallas, "_on_gpu", lambda x: True)
+    calls = []
+    real = jax_pallas.lstm_sequence
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jax_pallas, "lstm_sequence", counted)
+    return calls
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_layer_runs_the_kernels_when_enabled_and_equals_the_builtin(
+    engine_on, go_backwards
+):
+    ours, builtin = pair("lstm", UNITS, return_state=True, go_backwards=go_backwards)
+    x, h0, c0 = arrays(1)
+    ours.build(x.shape)
+    builtin.build(x.shape)
+    builtin.set_weights(randomize(ours, seed=4))
+    got = ours(x, initial_state=[h0, c0])
+    assert engine_on == [x.shape]
+    assert_all_close(got, builtin(x, initial_state=[h0, c0]))
+
+
+def test_off_unless_enabled_and_for_what_the_kernels_lack(engine_on, monkeypatch):
+    x = jnp.zeros((BATCH, STEPS, FEATURES))
+
+    def engages(layer, x=x, mask=None, training=False):
+        layer.build(x.shape)
+        return jax_pallas.select(layer, x, mask, training) is not None
+
+    lstm, gru = pair("lstm", UNITS)[0], pair("gru", UNITS)[0]
+    assert engages(lstm)
+    assert not engages(gru)
+    assert not engages(pair("lstm", 24)[0])  # units not a power of two
+    assert not engages(pair("lstm", UNITS)[0], x=jnp.zeros((10, STEPS, FEATURES)))
+    assert not engages(lstm, mask=jnp.ones((BATCH, STEPS), bool))
+    assert not engages(pair("lstm", UNITS, dropout=0.1)[0], training=True)
+    monkeypatch.setenv("KERAS_LSTM_PALLAS", "")
+    assert not engages(lstm)
+
+
+def test_kernels_lower_to_triton_for_cuda():
+    """The compiled kernels (not the interpreter), lowered for a CUDA GPU: Pallas
+    turns them into Triton IR here, so unsupported operations fail on a CPU."""
+    from jax import export
+
+    layer = reference_layer()
+    args = (*arrays(), *[jnp.asarray(w) for w in layer.get_weights()])
+
+    def loss(*args):
+        outputs, h, c = jax_pallas.lstm_sequence(*args, interpret=False)
+        return jnp.sum(outputs) + jnp.sum(h) + jnp.sum(c)
+
+    triton = "__gpu$xla.gpu.triton"
+    exported = export.export(
+        jax.jit(jax.grad(loss, argnums=tuple(range(6)))),
+        platforms=["cuda"],
+        disabled_checks=[export.DisabledSafetyCheck.custom_call(triton)],
+    )(*args)
+    assert exported.mlir_module().count(f"@{triton}") == 2  # forward, backward
