@@ -17,6 +17,8 @@ Contenders (`--contenders`):
   hoist       reference with hoist_input_projection=True
   unroll      ours with unroll=True
   jit         ours, model compiled with jit_compile=True (XLA on tensorflow)
+  pallas      ours with KERAS_LSTM_PALLAS=1 (jax on a GPU: the opt-in Pallas
+              kernels of keras_lstm/fused/jax_pallas.py, LSTM only)
 
     KERAS_BACKEND=tensorflow python benchmarks/bench_layers.py
     KERAS_BACKEND=jax python benchmarks/bench_layers.py --shapes imdb --rnn lstm gru
@@ -63,7 +65,7 @@ LAYERS = {
     "lstm": (keras_lstm.LSTM, keras.layers.LSTM),
     "gru": (keras_lstm.GRU, keras.layers.GRU),
 }
-CONTENDERS = ("ours", "keras", "torch", "reference", "hoist", "unroll", "jit")
+CONTENDERS = ("ours", "keras", "torch", "reference", "hoist", "unroll", "jit", "pallas")
 RESULTS = pathlib.Path(__file__).parent / "results"
 
 
@@ -137,7 +139,7 @@ class KerasContender:
             layer.hoist_input_projection = name == "hoist"
         elif name == "unroll":
             layer = ours_cls(units, unroll=True)
-        else:  # ours, jit
+        else:  # ours, jit, pallas
             layer = ours_cls(units)
             if name == "jit":
                 jit = True
@@ -148,6 +150,8 @@ class KerasContender:
         self.batch = batch
         self.feed = feed
         self._datasets = {}
+        # The engine reads KERAS_LSTM_PALLAS when fit/predict trace the model.
+        self.env = {"KERAS_LSTM_PALLAS": "1" if name == "pallas" else ""}
 
     def set_weights(self, weights):
         self.model.set_weights(weights)
@@ -171,12 +175,14 @@ class KerasContender:
         return self._datasets[key]
 
     def train(self, x, y):
+        os.environ.update(self.env)
         if self.feed == "dataset":
             self.model.fit(self._dataset(x, y), epochs=1, shuffle=False, verbose=0)
             return
         self.model.fit(x, y, batch_size=self.batch, epochs=1, shuffle=False, verbose=0)
 
     def infer(self, x):
+        os.environ.update(self.env)
         if self.feed == "dataset":
             return self.model.predict(self._dataset(x), verbose=0)
         return self.model.predict(x, batch_size=self.batch, verbose=0)

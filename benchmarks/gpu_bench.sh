@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # GPU benchmark for issue 8, for a machine with Python 3.12 + JAX and torch with
 # CUDA, and no TensorFlow or Keras installed (the lead installs the wheels that
-# /work/shared/gpu/prepare_wheels.sh downloads). Budget: under 4 minutes on an
+# /work/shared/gpu/prepare_wheels.sh downloads). Budget: under 5 minutes on an
 # H100; every step has its own timeout and a failed step does not stop the others.
 #
 #   export KERAS_BACKEND=jax PYTHONPATH=/tmp/site:$PWD OUT=/some/folder
 #   bash benchmarks/gpu_bench.sh
 #
-# Writes into $OUT (8 files at most, no subfolders):
+# Writes into $OUT (10 files at most, no subfolders):
 #   nvidia-smi.txt          the card (nvidia-smi --query-gpu=name ... --format=csv)
 #   gpu_bench.log           everything printed, the gpu_check lines included
 #   jax-gpu-lstm-gru-main.{json,md}
@@ -20,6 +20,9 @@
 #   torch-gpu-lstm-gru.{json,md}
 #                           torch backend: ours (torch._VF = cuDNN path), keras
 #                           built-in, our reference cell (per-step Python), PyTorch
+#   jax-gpu-lstm-pallas.{json,md}
+#                           LSTM, imdb and weather: ours as shipped, ours with
+#                           the opt-in Pallas kernels (KERAS_LSTM_PALLAS=1), PyTorch
 #   jax-gpu-lstm-memory.{json,md}
 #                           peak device memory per contender (if time is left)
 #
@@ -38,10 +41,10 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY="${PYTHON:-python3}"
 
 if [ "${GPU_BENCH_QUICK:-0}" = 1 ]; then
-  SHAPES="weather"; REPEATS=1; BATCHES=2; TB=2; T_CHECK=300; T_MAIN=600; T_TORCH=300; END=9999
+  SHAPES="weather"; REPEATS=1; BATCHES=2; TB=2; T_CHECK=300; T_MAIN=600; T_TORCH=300; T_PALLAS=600; END=9999
 else
-  # Worst case 40 + 130 + 35 + (225 - elapsed) s: under 4 minutes in all.
-  SHAPES="imdb chargen weather"; REPEATS=5; BATCHES=20; TB=8; T_CHECK=40; T_MAIN=130; T_TORCH=35; END=225
+  # Worst case 40 + 130 + 35 + 60 + (285 - elapsed) s: under 5 minutes in all.
+  SHAPES="imdb chargen weather"; REPEATS=5; BATCHES=20; TB=8; T_CHECK=40; T_MAIN=130; T_TORCH=35; T_PALLAS=60; END=285
 fi
 
 step() {  # step NAME TIMEOUT_S COMMAND...: run, log, never abort the script
@@ -71,7 +74,14 @@ step "torch-backend" "$T_TORCH" env KERAS_BACKEND=torch "$PY" benchmarks/bench_l
   --rnn lstm gru --shapes weather --contenders ours keras torch reference \
   --repeats 3 --batches "$TB" --out "$OUT"
 
-# 4. Peak device memory (a fresh process per contender), while time is left.
+# 4. The opt-in Pallas kernels against ours as shipped and PyTorch (LSTM only).
+PALLAS_SHAPES="imdb weather"
+[ "${GPU_BENCH_QUICK:-0}" = 1 ] && PALLAS_SHAPES="weather"
+step "jax-pallas" "$T_PALLAS" env KERAS_BACKEND=jax "$PY" benchmarks/bench_layers.py \
+  --rnn lstm --shapes $PALLAS_SHAPES --contenders ours pallas torch \
+  --repeats "$REPEATS" --batches "$BATCHES" --tag pallas --out "$OUT"
+
+# 5. Peak device memory (a fresh process per contender), while time is left.
 if [ $((END - SECONDS)) -ge 30 ]; then
   step "jax-memory" $((END - SECONDS)) env KERAS_BACKEND=jax "$PY" benchmarks/bench_layers.py \
     --rnn lstm --shapes imdb --contenders ours keras torch --repeats 1 --batches 4 \

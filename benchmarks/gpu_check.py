@@ -74,5 +74,51 @@ def main() -> None:
         )
 
 
+def check_pallas() -> None:
+    """jax only: the opt-in Pallas kernels (compiled with Triton on a GPU) vs our
+    reference cell, outputs and the gradients of a loss in every argument."""
+    import jax
+    import jax.numpy as jnp
+
+    from keras_lstm.fused import jax_pallas
+
+    rng = np.random.default_rng(1)
+    layer = keras_lstm.LSTM(
+        64, return_sequences=True, return_state=True, use_cudnn=False
+    )
+    x = rng.standard_normal((32, 50, 16)).astype("float32")
+    h0, c0 = 0.5 * rng.standard_normal((2, 32, 64)).astype("float32")
+    layer.build(x.shape)
+    weights = [0.3 * rng.standard_normal(w.shape).astype("float32")
+               for w in layer.get_weights()]  # fmt: skip
+    constants = [v.value for v in layer.non_trainable_variables]
+
+    def reference(x, h0, c0, *trainable):
+        out, _ = layer.stateless_call(
+            list(trainable), constants, x, initial_state=[h0, c0]
+        )
+        return tuple(out)
+
+    def loss(fn):
+        return lambda *a: sum(jnp.sum(jnp.sin(t)) for t in fn(*a))
+
+    args = (x, h0, c0, *weights)
+    report = {"check": "pallas_lstm", "backend": "jax", "device": jax.default_backend()}
+    try:
+        grads = [
+            jax.jit(jax.grad(loss(fn), argnums=tuple(range(6))))(*args)
+            for fn in (jax_pallas.lstm_sequence, reference)
+        ]
+        report["outputs_vs_reference"] = max_diff(
+            jax_pallas.lstm_sequence(*args), reference(*args)
+        )
+        report["gradients_vs_reference"] = max_diff(*grads)
+    except Exception as error:  # noqa: BLE001 - report, let the benchmark go on
+        report["error"] = f"{type(error).__name__}: {str(error)[:2000]}"
+    print(json.dumps(report), flush=True)
+
+
 if __name__ == "__main__":
     main()
+    if keras.backend.backend() == "jax":
+        check_pallas()
