@@ -113,6 +113,9 @@ def check_pallas() -> None:
             jax_pallas.lstm_sequence(*args), reference(*args)
         )
         report["gradients_vs_reference"] = max_diff(*grads)
+        report["largest_reference_gradient"] = max(
+            float(jnp.max(jnp.abs(g))) for g in grads[1]
+        )
     except Exception as error:  # noqa: BLE001 - report, let the benchmark go on
         report["error"] = f"{type(error).__name__}: {str(error)[:2000]}"
     print(json.dumps(report), flush=True)
