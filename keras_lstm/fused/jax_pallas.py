@@ -61,7 +61,7 @@ def select(layer, sequences, mask, training):
     cell = layer.cell
     if not enabled() or hasattr(cell, "reset_after"):  # LSTM only
         return None
-    if mask is not None or not default_activations(cell) or not cell.use_bias:
+    if mask is not None or not default_activations(cell):
         return None
     if cell.compute_dtype != "float32" or cell.variable_dtype != "float32":
         return None
@@ -75,10 +75,15 @@ def select(layer, sequences, mask, training):
         if layer.go_backwards:
             sequences = jnp.flip(sequences, axis=1)
         h0, c0 = (ops.convert_to_tensor(s) for s in initial_state)
-        weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
-        outputs, h, c = lstm_sequence(
-            sequences, h0, c0, *(ops.convert_to_tensor(w) for w in weights)
+        kernel, recurrent_kernel = (
+            ops.convert_to_tensor(w) for w in (cell.kernel, cell.recurrent_kernel)
         )
+        bias = (
+            ops.convert_to_tensor(cell.bias)
+            if cell.use_bias
+            else jnp.zeros((4 * cell.units,), "float32")
+        )
+        outputs, h, c = lstm_sequence(sequences, h0, c0, kernel, recurrent_kernel, bias)
         last = outputs[:, -1]
         if not layer.return_sequences:
             outputs = last[:, None]

@@ -86,11 +86,11 @@ def engine_on(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("go_backwards", [False, True])
-def test_layer_runs_the_kernels_when_enabled_and_equals_the_builtin(
-    engine_on, go_backwards
-):
-    ours, builtin = pair("lstm", UNITS, return_state=True, go_backwards=go_backwards)
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"go_backwards": True, "use_bias": False}], ids=["plain", "back"]
+)
+def test_layer_runs_the_kernels_when_enabled_and_equals_the_builtin(engine_on, kwargs):
+    ours, builtin = pair("lstm", UNITS, return_state=True, **kwargs)
     x, h0, c0 = arrays(1)
     ours.build(x.shape)
     builtin.build(x.shape)
