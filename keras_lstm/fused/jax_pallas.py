@@ -20,8 +20,8 @@ it, and checks that they lower to Triton for CUDA. Speed has not been measured y
 (no GPU in the sessions since it was written), so the engine is **off unless
 `KERAS_LSTM_PALLAS=1`** is set; `benchmarks/gpu_bench.sh` times it as its own
 contender. Engaged (when enabled) for: jax on a GPU, LSTM, no mask, no dropout,
-tanh/sigmoid, float32, units a power of two from 16 to 256, batch a multiple of
-16.
+tanh/sigmoid, float32, units a power of two from 16 to 256 (any batch: the rows
+are padded to a multiple of 16 for the kernels).
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ def _on_gpu(x) -> bool:
         return jax.default_backend() == "gpu"
 
 
-def supports(batch: int, units: int) -> bool:
-    """Shapes the kernels take: Triton tiles are powers of two, >= 16."""
-    return batch % BLOCK == 0 and 16 <= units <= MAX_UNITS and units & (units - 1) == 0
+def supports(units: int) -> bool:
+    """Units the kernels take: Triton tiles are powers of two, >= 16 (and `U`
+    must fit on chip)."""
+    return 16 <= units <= MAX_UNITS and units & (units - 1) == 0
 
 
 def select(layer, sequences, mask, training):
@@ -67,8 +68,9 @@ def select(layer, sequences, mask, training):
         return None
     if training and (cell.dropout or cell.recurrent_dropout):
         return None
-    batch = sequences.shape[0]
-    if batch is None or not supports(batch, cell.units) or not _on_gpu(sequences):
+    if sequences.shape[0] is None or not supports(cell.units):
+        return None
+    if not _on_gpu(sequences):
         return None
 
     def run(sequences, initial_state, mask):
@@ -261,7 +263,15 @@ def lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias, interpret=None):
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
     units = recurrent_kernel.shape[0]
+    batch = x.shape[0]
     xz = jnp.einsum("btf,fg->tbg", x, kernel) + bias  # one matmul, all timesteps
     xz = jnp.moveaxis(xz.reshape(*xz.shape[:2], 4, units), 2, 1)  # (T, 4, B, U)
+    # Each program owns BLOCK rows: pad the batch with zero rows (rows never
+    # interact, and the padding's outputs are dropped, so its gradients are zero).
+    pad = -batch % BLOCK
+    if pad:
+        xz = jnp.pad(xz, [(0, 0), (0, 0), (0, pad), (0, 0)])
+        h0, c0 = (jnp.pad(s, [(0, pad), (0, 0)]) for s in (h0, c0))
     hs, cs = _recurrence(xz, _split(recurrent_kernel, units), h0, c0, interpret)
-    return jnp.swapaxes(hs, 0, 1), hs[-1], cs[-1]
+    hs, c = hs[:, :batch], cs[-1, :batch]
+    return jnp.swapaxes(hs, 0, 1), hs[-1], c

@@ -22,10 +22,10 @@ if BACKEND == "jax":
 BATCH, STEPS, FEATURES, UNITS = 32, 6, 3, 16
 
 
-def arrays(seed=0):
+def arrays(seed=0, batch=BATCH):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype("float32")
-    h0, c0 = rng.standard_normal((2, BATCH, UNITS)).astype("float32")
+    x = rng.standard_normal((batch, STEPS, FEATURES)).astype("float32")
+    h0, c0 = rng.standard_normal((2, batch, UNITS)).astype("float32")
     return x, h0, c0
 
 
@@ -39,7 +39,9 @@ def reference_layer():
     return layer
 
 
-def test_kernels_equal_the_reference_cell_and_so_do_their_gradients():
+# 10 rows: padded to 16 for the kernels (one program), the padding dropped.
+@pytest.mark.parametrize("batch", [BATCH, 10])
+def test_kernels_equal_the_reference_cell_and_so_do_their_gradients(batch):
     layer = reference_layer()
     weights = [jnp.asarray(w) for w in layer.get_weights()]
     constants = [v.value for v in layer.non_trainable_variables]
@@ -59,7 +61,7 @@ def test_kernels_equal_the_reference_cell_and_so_do_their_gradients():
 
         return value
 
-    args = (*arrays(), *weights)
+    args = (*arrays(batch=batch), *weights)
     assert_all_close(jax_pallas.lstm_sequence(*args), reference(*args))
     ours = jax.jit(jax.grad(loss(jax_pallas.lstm_sequence), argnums=tuple(range(6))))(
         *args
@@ -87,11 +89,15 @@ def engine_on(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{}, {"go_backwards": True, "use_bias": False}], ids=["plain", "back"]
+    "kwargs, batch",
+    [({}, BATCH), ({"go_backwards": True, "use_bias": False}, BATCH), ({}, 3)],
+    ids=["plain", "back", "batch3"],
 )
-def test_layer_runs_the_kernels_when_enabled_and_equals_the_builtin(engine_on, kwargs):
+def test_layer_runs_the_kernels_when_enabled_and_equals_the_builtin(
+    engine_on, kwargs, batch
+):
     ours, builtin = pair("lstm", UNITS, return_state=True, **kwargs)
-    x, h0, c0 = arrays(1)
+    x, h0, c0 = arrays(1, batch)
     ours.build(x.shape)
     builtin.build(x.shape)
     builtin.set_weights(randomize(ours, seed=4))
@@ -111,7 +117,6 @@ def test_off_unless_enabled_and_for_what_the_kernels_lack(engine_on, monkeypatch
     assert engages(lstm)
     assert not engages(gru)
     assert not engages(pair("lstm", 24)[0])  # units not a power of two
-    assert not engages(pair("lstm", UNITS)[0], x=jnp.zeros((10, STEPS, FEATURES)))
     assert not engages(lstm, mask=jnp.ones((BATCH, STEPS), bool))
     assert not engages(pair("lstm", UNITS, dropout=0.1)[0], training=True)
     monkeypatch.setenv("KERAS_LSTM_PALLAS", "")
