@@ -20,8 +20,16 @@ it, and checks that they lower to Triton for CUDA. Speed has not been measured y
 (no GPU in the sessions since it was written), so the engine is **off unless
 `KERAS_LSTM_PALLAS=1`** is set; `benchmarks/gpu_bench.sh` times it as its own
 contender. Engaged (when enabled) for: jax on a GPU, LSTM, no mask, no dropout,
-tanh/sigmoid, float32, units a power of two from 16 to 256 (any batch: the rows
+tanh/sigmoid, float32, units a power of two from 16 to 64 (any batch: the rows
 are padded to a multiple of 16 for the kernels).
+
+Units stop at 64 because the kernels keep `U` in shared memory: compiled for an
+H100/H200 (`benchmarks/pallas_ptx.py`, no GPU needed), 64 units take 72 KiB
+(forward) and 136 KiB (backward) of the 227 KiB a block may use, with no register
+spills; 128 units would take 272 and 528 KiB, which cannot launch. The kernels'
+dots take jax's default matmul precision, as XLA's do (jnp.dot writes it into the
+kernel's jaxpr): TF32 on such cards unless `jax.default_matmul_precision("float32")`
+asks for full float32.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from keras_lstm.fused import default_activations
 __all__ = ["select", "lstm_sequence", "enabled"]
 
 BLOCK = 16  # batch rows per program; Triton's smallest matmul tile
-MAX_UNITS = 256
+MAX_UNITS = 64  # U on chip: 4·64·64 floats; see the module docstring
 
 
 def enabled() -> bool:

@@ -117,6 +117,7 @@ def test_off_unless_enabled_and_for_what_the_kernels_lack(engine_on, monkeypatch
     assert engages(lstm)
     assert not engages(gru)
     assert not engages(pair("lstm", 24)[0])  # units not a power of two
+    assert not engages(pair("lstm", 128)[0])  # U would not fit in shared memory
     assert not engages(lstm, mask=jnp.ones((BATCH, STEPS), bool))
     assert not engages(pair("lstm", UNITS, dropout=0.1)[0], training=True)
     monkeypatch.setenv("KERAS_LSTM_PALLAS", "")
@@ -142,3 +143,24 @@ def test_kernels_lower_to_triton_for_cuda():
         disabled_checks=[export.DisabledSafetyCheck.custom_call(triton)],
     )(*args)
     assert exported.mlir_module().count(f"@{triton}") == 2  # forward, backward
+
+
+@pytest.mark.parametrize("setting", [None, "float32"])
+def test_kernel_dots_follow_jax_default_matmul_precision(setting):
+    """On a GPU the kernels' dots are Triton dots, TF32 unless asked otherwise:
+    they must follow `jax.default_matmul_precision` as XLA's dots (the reference
+    cell's scan) do, so that "float32" gives full float32 in both."""
+    layer = reference_layer()
+    args = (*arrays(), *[jnp.asarray(w) for w in layer.get_weights()])
+
+    def loss(*args):
+        return jnp.sum(jax_pallas.lstm_sequence(*args, interpret=False)[0])
+
+    with jax.default_matmul_precision(setting):
+        jaxpr = str(jax.make_jaxpr(jax.grad(loss, argnums=(3, 4)))(*args))
+    assert jaxpr.count("pallas_call") == 2  # forward and backward kernels
+    dots = jaxpr.count("dot_general")
+    full = jaxpr.count("precision=(Precision.HIGHEST, Precision.HIGHEST)")
+    # 4 dots in the forward kernel, 8 in the backward one, 3 outside.
+    assert dots == 15
+    assert full == (dots if setting == "float32" else 0)
