@@ -171,9 +171,13 @@ class RecurrentLayer(keras.layers.RNN):
                 return fast(sequences, list(initial_state), mask)
         return self.reference_loop(sequences, initial_state, mask, training)
 
-    def reference_loop(self, sequences, initial_state, mask, training=False):
+    def reference_loop(
+        self, sequences, initial_state, mask, training=False, go_backwards=None
+    ):
         """The keras.ops cell in Keras' generic loop: the reference that every
-        fast path is tested against (and what `use_cudnn=False` always runs)."""
+        fast path is tested against (and what `use_cudnn=False` always runs).
+        `go_backwards`: the layer's own unless given (the XLA path reverses the
+        sequence itself, so that a Bidirectional pair shares one compiled loop)."""
         copy_states = keras.backend.backend() == "torch" and self.stateful
         cell = self.cell
         hoist = self.hoist_input_projection
@@ -196,7 +200,7 @@ class RecurrentLayer(keras.layers.RNN):
             step,
             inputs,
             list(initial_state),
-            go_backwards=self.go_backwards,
+            go_backwards=self.go_backwards if go_backwards is None else go_backwards,
             mask=mask,
             unroll=self.unroll,
             input_length=sequences.shape[1],

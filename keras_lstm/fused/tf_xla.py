@@ -25,12 +25,13 @@ used.)
 
 Engaged for: inference (`training=False`), on a CPU, float32, at most
 `MAX_UNITS` (256) units, not unrolled, inside or outside `tf.function`; masks
-allowed. XLA compiles once per input shape; the compiled function is cached per
-layer.
+allowed. XLA compiles once per input shape; the compiled function is shared by
+layers of the same configuration (a Bidirectional's two directions included).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import weakref
 
@@ -42,7 +43,8 @@ import tensorflow as tf
 # custom gradient below is recorded instead. Checked by tests/layers/test_fast_paths.
 from tensorflow.python.eager import record
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per layer
+_SHARED: dict = {}  # per configuration, see _compiled_loop
 
 
 # XLA:CPU runs its matmuls without oneDNN: at 1024 units the compiled loop was
@@ -71,10 +73,7 @@ def select(layer, sequences, mask, training):
         with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
             return layer.reference_loop(sequences, list(states), mask, False)
 
-    compiled = _COMPILED.get(layer)
-    if compiled is None:
-        compiled = tf.function(reference, jit_compile=True, autograph=False)
-        _COMPILED[layer] = compiled
+    compiled = _compiled_loop(layer)
 
     def run(sequences, initial_state, mask):
         structure = None
@@ -85,11 +84,16 @@ def select(layer, sequences, mask, training):
             nonlocal structure
             sequences, states, weights = inputs[0], inputs[1:count], inputs[count:]
             with record.stop_recording():
+                forward, forward_mask = sequences, mask
+                if layer.go_backwards:  # reversed here, not in the shared loop
+                    forward = tf.reverse(sequences, [1])
+                    if mask is not None:
+                        forward_mask = tf.reverse(mask, [1])
                 structure = call_in_parts(
                     lambda s, st, m: compiled(s, st, m, list(weights)),
-                    sequences,
+                    forward,
                     list(states),
-                    mask,
+                    forward_mask,
                 )
             flat = tf.nest.flatten(structure)
 
@@ -114,6 +118,65 @@ def select(layer, sequences, mask, training):
     return run
 
 
+def _compiled_loop(layer):
+    """The layer's reference loop, forwards, compiled by XLA: a tf.function of
+    `(sequences, states, mask, weights)`.
+
+    XLA compiles once per function and input shape (0.5-1 s here), so layers
+    that compute the same loop share one function: a Bidirectional's two
+    directions, and layers re-created with the same configuration. Shared only
+    between our own classes (a subclass may compute more than its config says),
+    with every configuration entry that affects inference equal; the first such
+    layer stays referenced as the template whose variables the weights replace.
+    """
+    key = _sharing_key(layer)
+    compiled = _COMPILED.get(layer) if key is None else _SHARED.get(key)
+    if compiled is not None:
+        return compiled
+    cell = layer.cell
+    variables = list(cell.weights)
+
+    def forwards(sequences, states, mask, weights):
+        with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
+            return layer.reference_loop(
+                sequences, list(states), mask, False, go_backwards=False
+            )
+
+    compiled = tf.function(forwards, jit_compile=True, autograph=False)
+    if key is None:
+        _COMPILED[layer] = compiled
+    else:
+        _SHARED[key] = compiled
+    return compiled
+
+
+# Configuration entries that do not change the inference loop (go_backwards is
+# applied outside it).
+_NOT_IN_LOOP = {
+    "name", "trainable", "go_backwards", "dropout", "recurrent_dropout", "seed",
+    "return_state", "stateful", "activity_regularizer",
+}  # fmt: skip
+
+
+def _sharing_key(layer):
+    from keras_lstm import GRU, LSTM, GRUCell, LSTMCell
+
+    if (type(layer), type(layer.cell)) not in ((LSTM, LSTMCell), (GRU, GRUCell)):
+        return None
+    config = {
+        k: v
+        for k, v in layer.get_config().items()
+        if k not in _NOT_IN_LOOP
+        and not k.endswith(("_initializer", "_regularizer", "_constraint"))
+    }
+    return (
+        type(layer).__name__,
+        json.dumps(config, sort_keys=True, default=repr),
+        repr(layer.hoist_input_projection),
+        tuple(v.shape for v in layer.cell.weights),
+    )
+
+
 # From this many rows on. Measured at batches of 64 and 256 on 2 cores; four
 # parts on 2 cores were slower than two; more cores were not measured.
 MIN_SPLIT_BATCH = 16
@@ -126,22 +189,37 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+# Both halves get the same number of rows, rounded up to a multiple of this with
+# zero rows that are dropped afterwards: XLA compiles once per input shape (0.5-1 s
+# each), so a batch of 59 rows (a `predict`'s last batch) reuses the compile of the
+# batch of 64 instead of compiling halves of 30 and 29 rows.
+ROW_BUCKET = 8
+
+
 def call_in_parts(fn, sequences, states, mask):
     """`fn(sequences, states, mask)` -> (last, outputs, states), all batch-major,
-    run on two halves of the batch and concatenated; or on the whole batch when
-    splitting is not worth it."""
+    run on two equal halves of the batch (padded with zero rows) and
+    concatenated; or on the whole batch when splitting is not worth it."""
     batch = sequences.shape[0]
     if cores() < 2 or (batch is not None and batch < MIN_SPLIT_BATCH):
         return fn(sequences, states, mask)
     rows = tf.shape(sequences)[0]
-    sizes = tf.stack([rows - rows // 2, rows // 2])
+    half = -(-((rows + 1) // 2) // ROW_BUCKET) * ROW_BUCKET
+    pad = 2 * half - rows
 
     def halves(tensor):
-        return tf.split(tensor, sizes, axis=0)
+        padding = [[0, pad]] + [[0, 0]] * (len(tensor.shape) - 1)
+        return tf.split(tf.pad(tensor, padding), [half, half], axis=0)
 
     seq_parts, mask_parts = halves(sequences), [None, None]
     if mask is not None:
         mask_parts = halves(mask)
     state_parts = list(zip(*[halves(s) for s in states])) or [(), ()]
     results = [fn(seq_parts[k], list(state_parts[k]), mask_parts[k]) for k in (0, 1)]
-    return tf.nest.map_structure(lambda a, b: tf.concat([a, b], 0), *results)
+
+    def join(a, b):
+        joined = tf.concat([a, b], 0)[:rows]
+        joined.set_shape(tf.TensorShape([batch]).concatenate(a.shape[1:]))
+        return joined
+
+    return tf.nest.map_structure(join, *results)

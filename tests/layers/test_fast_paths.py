@@ -256,7 +256,7 @@ def test_tensorflow_predict_compiles_the_loop_with_xla():
     np.testing.assert_allclose(
         model.predict(x, verbose=0), builtin.predict(x, verbose=0), rtol=0, atol=1e-5
     )
-    compiled = tf_xla._COMPILED[model.layers[0]]
+    compiled = tf_xla._compiled_loop(model.layers[0])
     assert compiled.experimental_get_tracing_count() >= 1
     # Training runs without the XLA inference loop (and still trains).
     model.compile(optimizer="sgd", loss="mse")
@@ -277,8 +277,10 @@ def test_tensorflow_xla_only_up_to_256_units():
 @pytest.mark.parametrize("masked", [False, True], ids=["nomask", "mask"])
 def test_tensorflow_xla_runs_two_halves_of_the_batch(batch, masked, monkeypatch):
     """From 16 rows on (two cores or more) the compiled loop runs on two halves
-    of the batch: outputs, states and the gradient (replayed through the plain
-    loop) equal the built-in's, for odd sizes too; with one core, one call."""
+    of the batch, of equal size (padded with zero rows to a multiple of 8, so
+    that XLA compiles once for both): outputs, states and the gradient (replayed
+    through the plain loop) equal the built-in's, for odd sizes too; with one
+    core, one call."""
     import tensorflow as tf
 
     from keras_lstm.fused import tf_xla
@@ -309,16 +311,20 @@ def test_tensorflow_xla_runs_two_halves_of_the_batch(batch, masked, monkeypatch)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
     # Which rows each loop gets (a stand-in loop that returns its inputs).
-    rows = []
+    rows, padding = [], []
 
     def loop(sequences, states, mask):
         rows.append(int(sequences.shape[0]))
         if mask is not None:
             assert mask.shape[0] == sequences.shape[0]
+        first = (len(rows) - 1) * rows[0]  # this part's first row in the batch
+        padding.append(sequences[max(batch - first, 0) :])
         return sequences[:, -1], sequences, states
 
     parts = tf_xla.call_in_parts(loop, x, states, mask)
-    assert rows == ([batch - batch // 2, batch // 2] if batch >= 16 else [batch])
+    half = {16: 8, 33: 24}.get(batch)  # 17 rows -> 24: a multiple of 8
+    assert rows == ([half, half] if batch >= 16 else [batch])
+    assert all(not np.any(p) for p in padding)  # the added rows are zeros
     np.testing.assert_array_equal(parts[1], x)
     np.testing.assert_array_equal(parts[2][1], states[1])
     monkeypatch.setattr(tf_xla, "cores", lambda: 1)
@@ -329,8 +335,8 @@ def test_tensorflow_xla_runs_two_halves_of_the_batch(batch, masked, monkeypatch)
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
 def test_tensorflow_xla_halves_with_a_batch_unknown_when_traced(monkeypatch):
-    """Traced with no batch size (as `predict` does), the split sizes are
-    computed at run time: one row gives halves of 1 and 0 rows."""
+    """Traced with no batch size (as `predict` does), the halves' padding is
+    computed at run time: one row gives halves of 8 rows, 15 of them padding."""
     import tensorflow as tf
 
     from keras_lstm.fused import tf_xla
@@ -462,3 +468,36 @@ def test_tensorflow_bptt_fit_equals_reference(batch, monkeypatch):
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     for got, want in zip(weights, want_weights):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_xla_compiles_once_for_both_directions_and_a_short_batch():
+    """XLA compiles per function and input shape (0.5-1 s each): a Bidirectional's
+    two directions share one compiled loop (the backward one reverses its input
+    outside it), and a last batch of 59 rows reuses the halves of 64 (32 rows
+    each). Outputs equal the built-in Bidirectional's, masked."""
+    from keras_lstm.fused import tf_xla
+
+    # Arguments no other test uses, so that the loop is compiled here first.
+    kwargs = {"return_sequences": True, "unit_forget_bias": False}
+    ours = keras.layers.Bidirectional(keras_lstm.LSTM(7, **kwargs))
+    builtin = keras.layers.Bidirectional(keras.layers.LSTM(7, **kwargs))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, STEPS, FEATURES)).astype("float32")
+    mask = rng.random((64, STEPS)) > 0.3
+    ours.build(x.shape)
+    builtin.build(x.shape)
+    builtin.set_weights(randomize(ours))
+    for rows in (64, 59):
+        got = ours(x[:rows], mask=mask[:rows], training=False)
+        assert_all_close(got, builtin(x[:rows], mask=mask[:rows], training=False))
+    compiled = tf_xla._compiled_loop(ours.forward_layer)
+    assert tf_xla._compiled_loop(ours.backward_layer) is compiled
+    assert compiled.experimental_get_tracing_count() == 1  # one shape, (32, ...)
+    # Different loops do not share: other units, our class subclassed.
+    assert tf_xla._compiled_loop(keras_lstm.LSTM(8, **kwargs)) is not compiled
+
+    class Subclass(keras_lstm.LSTM):
+        pass
+
+    assert tf_xla._sharing_key(Subclass(7, **kwargs)) is None
