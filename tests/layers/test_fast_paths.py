@@ -501,3 +501,35 @@ def test_tensorflow_xla_compiles_once_for_both_directions_and_a_short_batch():
         pass
 
     assert tf_xla._sharing_key(Subclass(7, **kwargs)) is None
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_shared_xla_loop_exports_the_exporting_models_weights(tmp_path):
+    """Two models of one configuration share a compiled loop (traced with the
+    first model's variables as the template); the second model's SavedModel
+    still holds its own weights only and reproduces its outputs."""
+    import tensorflow as tf
+
+    from keras_lstm.fused import tf_xla
+
+    def model(seed):
+        keras.utils.set_random_seed(seed)
+        layer = keras_lstm.LSTM(5, return_sequences=True, unit_forget_bias=False)
+        return keras.Sequential(
+            [keras.Input((STEPS, FEATURES)), keras.layers.Bidirectional(layer)]
+        )
+
+    x = inputs()
+    first, second = model(1), model(2)
+    first_out = first.predict(x, verbose=0)
+    want = second.predict(x, verbose=0)
+    assert np.max(np.abs(first_out - want)) > 0.1  # different weights
+    loops = [tf_xla._compiled_loop(m.layers[0].forward_layer) for m in (first, second)]
+    assert loops[0] is loops[1]
+    second.export(str(tmp_path / "second"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "second"))
+    np.testing.assert_allclose(reloaded.serve(x), want, rtol=0, atol=1e-6)
+    first_paths = {w.path for w in first.weights}
+    saved = {v.name.split(":")[0] for v in reloaded.variables}
+    assert {w.path for w in second.weights} <= saved
+    assert not first_paths & saved
