@@ -67,6 +67,7 @@ def select(layer, sequences, mask, training):
             sequences,
             list(initial_state),
             None,
+            bucket=1,  # a fixed batch: no other shape to share a compile with
         )
         outputs.set_shape(sequences.shape[:2] + [cell.units])
         last = outputs[:, -1]

@@ -189,22 +189,23 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-# Both halves get the same number of rows, rounded up to a multiple of this with
-# zero rows that are dropped afterwards: XLA compiles once per input shape (0.5-1 s
-# each), so a batch of 59 rows (a `predict`'s last batch) reuses the compile of the
-# batch of 64 instead of compiling halves of 30 and 29 rows.
+# For inference both halves get the same number of rows, rounded up to a multiple
+# of this with zero rows that are dropped afterwards: XLA compiles once per input
+# shape (0.5-1 s each), so a batch of 59 rows (a `predict`'s last batch) reuses
+# the compile of the batch of 64 instead of compiling halves of 30 and 29 rows.
 ROW_BUCKET = 8
 
 
-def call_in_parts(fn, sequences, states, mask):
+def call_in_parts(fn, sequences, states, mask, bucket=ROW_BUCKET):
     """`fn(sequences, states, mask)` -> (last, outputs, states), all batch-major,
-    run on two equal halves of the batch (padded with zero rows) and
-    concatenated; or on the whole batch when splitting is not worth it."""
+    run on two equal halves of the batch (padded with zero rows to a multiple
+    of `bucket`) and concatenated; or on the whole batch when splitting is not
+    worth it. (`tf_bptt`, whose batch size is fixed, pads one row at most.)"""
     batch = sequences.shape[0]
     if cores() < 2 or (batch is not None and batch < MIN_SPLIT_BATCH):
         return fn(sequences, states, mask)
     rows = tf.shape(sequences)[0]
-    half = -(-((rows + 1) // 2) // ROW_BUCKET) * ROW_BUCKET
+    half = -(-((rows + 1) // 2) // bucket) * bucket
     pad = 2 * half - rows
 
     def halves(tensor):

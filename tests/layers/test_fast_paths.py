@@ -325,6 +325,10 @@ def test_tensorflow_xla_runs_two_halves_of_the_batch(batch, masked, monkeypatch)
     half = {16: 8, 33: 24}.get(batch)  # 17 rows -> 24: a multiple of 8
     assert rows == ([half, half] if batch >= 16 else [batch])
     assert all(not np.any(p) for p in padding)  # the added rows are zeros
+    rows.clear()  # bucket=1 (the training engine's fixed batch): one row at most
+    parts = tf_xla.call_in_parts(loop, x, states, mask, bucket=1)
+    assert rows == ([(batch + 1) // 2] * 2 if batch >= 16 else [batch])
+    np.testing.assert_array_equal(parts[1], x)
     np.testing.assert_array_equal(parts[1], x)
     np.testing.assert_array_equal(parts[2][1], states[1])
     monkeypatch.setattr(tf_xla, "cores", lambda: 1)
