@@ -64,15 +64,8 @@ def select(layer, sequences, mask, training):
         return None
     if tf.config.list_logical_devices("GPU"):
         return None
-    cell = layer.cell
-    variables = list(cell.weights)
-
-    def reference(sequences, states, mask, weights):
-        # The weights come in as arguments (not captured): a tf.function would
-        # otherwise freeze the tensors that `stateless_call` maps them to.
-        with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
-            return layer.reference_loop(sequences, list(states), mask, False)
-
+    variables = list(layer.cell.weights)
+    reference = _reference_loop(layer)  # replayed for gradients, below
     compiled = _compiled_loop(layer)
 
     def run(sequences, initial_state, mask):
@@ -118,6 +111,21 @@ def select(layer, sequences, mask, training):
     return run
 
 
+def _reference_loop(layer, go_backwards=None):
+    """The layer's inference loop as a function of `(sequences, states, mask,
+    weights)`. The weights come in as arguments (not captured): a tf.function
+    would otherwise freeze the tensors that `stateless_call` maps them to."""
+    variables = list(layer.cell.weights)
+
+    def loop(sequences, states, mask, weights):
+        with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
+            return layer.reference_loop(
+                sequences, list(states), mask, False, go_backwards=go_backwards
+            )
+
+    return loop
+
+
 def _compiled_loop(layer):
     """The layer's reference loop, forwards, compiled by XLA: a tf.function of
     `(sequences, states, mask, weights)`.
@@ -133,15 +141,7 @@ def _compiled_loop(layer):
     compiled = _COMPILED.get(layer) if key is None else _SHARED.get(key)
     if compiled is not None:
         return compiled
-    cell = layer.cell
-    variables = list(cell.weights)
-
-    def forwards(sequences, states, mask, weights):
-        with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
-            return layer.reference_loop(
-                sequences, list(states), mask, False, go_backwards=False
-            )
-
+    forwards = _reference_loop(layer, go_backwards=False)
     compiled = tf.function(forwards, jit_compile=True, autograph=False)
     if key is None:
         _COMPILED[layer] = compiled
