@@ -11,8 +11,9 @@ that the results equal the reference and the built-ins within 1e-5.
   a C++ loop on CPU, cuDNN on CUDA), for unmasked sequences.
 - tensorflow backend, CPU, inference, up to 256 units: the reference loop
   compiled with XLA (`tf.function(jit_compile=True)`), masks allowed
-  (`tf_xla`); training, LSTM, a fixed batch of at most 4096 batch x units, no
-  mask or dropout: hand-written BPTT in two XLA loops (`tf_bptt`).
+  (`tf_xla`); training, LSTM, no mask or dropout, a fixed batch of at most
+  4096 batch x units or, from 256 units, any batch of at most 512 rows:
+  hand-written BPTT in two XLA loops (`tf_bptt`).
 - jax backend, GPU, LSTM, opt-in with `KERAS_LSTM_PALLAS=1` until measured on a
   GPU: persistent Pallas (Triton) kernels for the forward and backward loops
   (`jax_pallas`).

@@ -22,8 +22,9 @@ against it). As for inference, the batch runs as two halves side by side
 (`tf_xla.call_in_parts`). Measured in benchmarks/NOTES.md, section 15.
 
 Engaged for: `keras_lstm.LSTM` in training, on a CPU, float32, tanh/sigmoid, no
-mask, no dropout, not unrolled, and a batch size fixed in the graph with batch x
-units at most `MAX_CELLS` (4096).
+mask, no dropout, not unrolled, and either at least `MIN_UNITS` (256) units and
+a batch of at most `MAX_ROWS` (512) rows or unknown when traced, or a batch size
+fixed in the graph with batch x units at most `MAX_CELLS` (4096); see `engages`.
 """
 
 from __future__ import annotations
@@ -43,14 +44,7 @@ def select(layer, sequences, mask, training):
         return None  # not training, masked, or not an LSTM
     if cell.dropout or cell.recurrent_dropout or not default_activations(cell):
         return None
-    if cell.compute_dtype != "float32" or cell.units > tf_xla.MAX_UNITS:
-        return None
-    # The batch size must be in the graph's static shape: where it is not (Keras'
-    # datasets from arrays, whose last batch is smaller), choosing at run time
-    # needs a tf.cond, and TensorFlow cannot differentiate a custom gradient
-    # inside one ("Could not find external tensor capture"; NOTES section 15).
-    rows = sequences.shape[0]
-    if rows is None or rows * cell.units > MAX_CELLS:
+    if cell.compute_dtype != "float32" or not engages(cell.units, sequences.shape[0]):
         return None
     if tf.config.list_logical_devices("GPU"):
         return None
@@ -67,7 +61,9 @@ def select(layer, sequences, mask, training):
             sequences,
             list(initial_state),
             None,
-            bucket=1,  # a fixed batch: no other shape to share a compile with
+            # A fixed batch: no other shape to share a compile with; an unknown
+            # one (large layers) compiles once more for a smaller last batch.
+            bucket=1,
         )
         outputs.set_shape(sequences.shape[:2] + [cell.units])
         last = outputs[:, -1]
@@ -78,11 +74,31 @@ def select(layer, sequences, mask, training):
     return run
 
 
-# Above this many cells (batch rows x units) the plain graph's loops were faster:
-# 0.66-0.90x of its training time at and below, 1.05-1.24x above, over six
-# shapes on the Intel machine (NOTES 13c); 0.67x at 64 x 64 and 1.16x at
-# 256 x 32 on the AMD one (section 15).
+# Below MIN_UNITS, up to this many cells (batch rows x units): above it the plain
+# graph's loops were faster: 0.66-0.90x of its training time at and below,
+# 1.05-1.24x above, over six shapes on the Intel machine (NOTES 13c); 0.67x at
+# 64 x 64 and 1.16x at 256 x 32 on the AMD one (section 15).
 MAX_CELLS = 4096
+# From this many units on, at any batch size up to MAX_ROWS (or one unknown when
+# the graph is traced): there the plain graph's gradient spends its time adding
+# each step's units x 4·units weight gradient into a running sum, which this
+# engine does in one matmul after the loop. 0.56-0.92x of the plain graph's
+# training time over six shapes from 64 x 256 to 512 x 512 and 64 x 1024, the
+# advantage shrinking as the batch grows (NOTES section 18).
+MIN_UNITS = 256
+MAX_ROWS = 512
+
+
+def engages(units: int, rows: int | None) -> bool:
+    """Whether a batch of `rows` (None: unknown when traced) of an LSTM with
+    `units` trains with this engine (the other conditions aside)."""
+    if units >= MIN_UNITS:
+        return rows is None or rows <= MAX_ROWS
+    # The rule needs the batch size: where it is not in the graph's static shape
+    # (Keras' datasets from arrays, whose last batch is smaller), choosing at run
+    # time needs a tf.cond, and TensorFlow cannot differentiate a custom gradient
+    # inside one ("Could not find external tensor capture"; NOTES section 15).
+    return rows is not None and rows * units <= MAX_CELLS
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):

@@ -51,7 +51,9 @@ def expected_to_engage(layer, mask, training) -> bool:
             and default_activations(cell)
             and not (cell.dropout or cell.recurrent_dropout)
             and cell.compute_dtype == "float32"
-            and BATCH * cell.units <= 4096
+            and (
+                BATCH * cell.units <= 4096 or (cell.units >= 256 and BATCH <= 512)
+            )
         )
     return False
 
@@ -398,7 +400,9 @@ def test_hoisting_is_automatic_only_for_jax_on_a_gpu():
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
 def test_tensorflow_bptt_engages_only_where_documented():
     """keras_lstm/fused/tf_bptt.py: a fixed batch of at most 4096 cells (batch x
-    units), no mask, no dropout, LSTM only (benchmarks/NOTES.md, section 15)."""
+    units), or 256 units and more with up to 512 rows or a batch size unknown
+    when traced; no mask, no dropout, LSTM only (benchmarks/NOTES.md, sections 15
+    and 18)."""
     import tensorflow as tf
 
     def engages(layer, batch, mask=None, features=FEATURES):
@@ -407,21 +411,34 @@ def test_tensorflow_bptt_engages_only_where_documented():
 
     assert engages(keras_lstm.LSTM(64), 64)
     assert not engages(keras_lstm.LSTM(64), 65)
+    assert not engages(keras_lstm.LSTM(255), 17)
+    assert engages(keras_lstm.LSTM(256), 17)
+    assert engages(keras_lstm.LSTM(1024), 512)
+    assert not engages(keras_lstm.LSTM(1024), 513)
+    assert not engages(keras_lstm.LSTM(256), 3, mask=MASK)
+    assert not engages(keras_lstm.LSTM(256, dropout=0.1), 3)
     assert not engages(keras_lstm.LSTM(4), 3, mask=MASK)
     assert not engages(keras_lstm.LSTM(4, dropout=0.1), 3)
     assert not engages(keras_lstm.LSTM(4, recurrent_dropout=0.1), 3)
     assert not engages(keras_lstm.LSTM(4, activation="relu"), 3)
     assert not engages(keras_lstm.GRU(4), 3)
-    # A batch size unknown when the graph is traced: the reference loop.
-    seen, layer = [], keras_lstm.LSTM(4)
+    def engages_traced(layer):
+        """With the batch size unknown when the graph is traced."""
+        seen = []
 
-    @tf.function(input_signature=[tf.TensorSpec((None, STEPS, FEATURES))])
-    def traced(x):
-        seen.append(fused.select(layer, x, None, True))
-        return x
+        @tf.function(input_signature=[tf.TensorSpec((None, STEPS, FEATURES))])
+        def traced(x):
+            seen.append(fused.select(layer, x, None, True) is not None)
+            return x
 
-    traced(np.zeros((BATCH, STEPS, FEATURES), "float32"))
-    assert seen == [None]
+        traced(np.zeros((BATCH, STEPS, FEATURES), "float32"))
+        (engaged,) = seen
+        return engaged
+
+    # The reference loop, except from 256 units on, where the rule needs no
+    # batch size.
+    assert not engages_traced(keras_lstm.LSTM(4))
+    assert engages_traced(keras_lstm.LSTM(256))
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
@@ -468,6 +485,48 @@ def test_tensorflow_bptt_fit_equals_reference(batch, monkeypatch):
         # Traced once per layer (and per half), for ours only.
         assert bool(calls) == (use_cudnn == "auto")
         calls.clear()
+    (loss, weights), (want_loss, want_weights) = results
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for got, want in zip(weights, want_weights):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
+def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_reference(
+    monkeypatch,
+):
+    """From 256 units the engine trains at a batch size unknown when traced
+    (numpy arrays with a smaller last batch, as the text-generation task feeds
+    it): same losses and weights as the reference loop after two epochs."""
+    from keras_lstm.fused import tf_bptt
+
+    rows = []
+    real_lstm = tf_bptt.lstm
+
+    def counted(x, *args):
+        rows.append(x.shape[0])
+        return real_lstm(x, *args)
+
+    monkeypatch.setattr(tf_bptt, "lstm", counted)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((23, STEPS, FEATURES)).astype("float32")
+    y = rng.standard_normal((23, 2)).astype("float32")
+    results = []
+    for use_cudnn in ("auto", False):
+        keras.utils.set_random_seed(7)
+        net = keras.Sequential(
+            [
+                keras.Input((STEPS, FEATURES)),
+                keras_lstm.LSTM(256, return_sequences=True, use_cudnn=use_cudnn),
+                keras_lstm.LSTM(256, use_cudnn=use_cudnn),
+                keras.layers.Dense(2),
+            ]
+        )
+        net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        history = net.fit(x, y, batch_size=10, epochs=2, shuffle=False, verbose=0)
+        results.append((history.history["loss"], net.get_weights()))
+    # Traced for both layers with the batch unknown (two halves each), ours only.
+    assert rows and set(rows) == {None}
     (loss, weights), (want_loss, want_weights) = results
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     for got, want in zip(weights, want_weights):
