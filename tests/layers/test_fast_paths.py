@@ -51,9 +51,7 @@ def expected_to_engage(layer, mask, training) -> bool:
             and default_activations(cell)
             and not (cell.dropout or cell.recurrent_dropout)
             and cell.compute_dtype == "float32"
-            and (
-                BATCH * cell.units <= 4096 or (cell.units >= 256 and BATCH <= 512)
-            )
+            and (BATCH * cell.units <= 4096 or (cell.units >= 256 and BATCH <= 512))
         )
     return False
 
@@ -422,6 +420,7 @@ def test_tensorflow_bptt_engages_only_where_documented():
     assert not engages(keras_lstm.LSTM(4, recurrent_dropout=0.1), 3)
     assert not engages(keras_lstm.LSTM(4, activation="relu"), 3)
     assert not engages(keras_lstm.GRU(4), 3)
+
     def engages_traced(layer):
         """With the batch size unknown when the graph is traced."""
         seen = []
