@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import weakref
 
 import keras
 import tensorflow as tf
@@ -43,8 +42,12 @@ import tensorflow as tf
 # custom gradient below is recorded instead. Checked by tests/layers/test_fast_paths.
 from tensorflow.python.eager import record
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per layer
 _SHARED: dict = {}  # per configuration, see _compiled_loop
+# A layer that shares with none keeps its compiled loop in this attribute: the
+# loop's closure refers to the layer, so a global table (even a weak-keyed one,
+# whose values are strong) would keep the layer alive; the cycle through the
+# layer's own attribute is collected with it.
+_OWN = "_keras_lstm_xla_loop"
 
 
 # XLA:CPU runs its matmuls without oneDNN: at 1024 units the compiled loop was
@@ -138,13 +141,16 @@ def _compiled_loop(layer):
     layer stays referenced as the template whose variables the weights replace.
     """
     key = _sharing_key(layer)
-    compiled = _COMPILED.get(layer) if key is None else _SHARED.get(key)
+    if key is None:
+        compiled = layer.__dict__.get(_OWN)
+    else:
+        compiled = _SHARED.get(key)
     if compiled is not None:
         return compiled
     forwards = _reference_loop(layer, go_backwards=False)
     compiled = tf.function(forwards, jit_compile=True, autograph=False)
-    if key is None:
-        _COMPILED[layer] = compiled
+    if key is None:  # not through Layer.__setattr__: nothing to track
+        object.__setattr__(layer, _OWN, compiled)
     else:
         _SHARED[key] = compiled
     return compiled

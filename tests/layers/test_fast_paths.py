@@ -566,6 +566,35 @@ def test_tensorflow_xla_compiles_once_for_both_directions_and_a_short_batch():
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_xla_loop_of_an_unshared_layer_does_not_keep_it_alive():
+    """A layer that shares its compiled loop with none (a subclass) keeps the
+    loop to itself, and both are freed together once the layer is dropped.
+    Its output still equals the reference cell's."""
+    import gc
+    import weakref
+
+    from keras_lstm.fused import tf_xla
+
+    class Subclass(keras_lstm.LSTM):
+        pass
+
+    def run():
+        layer = Subclass(6, return_sequences=True)
+        x = inputs()
+        got = layer(x, training=False)
+        reference = Subclass.from_config({**layer.get_config(), "use_cudnn": False})
+        reference.build(x.shape)
+        reference.set_weights(layer.get_weights())
+        assert_all_close(got, reference(x, training=False))
+        assert tf_xla._compiled_loop(layer).experimental_get_tracing_count() == 1
+        return weakref.ref(layer)
+
+    layer = run()
+    gc.collect()
+    assert layer() is None
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
 def test_tensorflow_shared_xla_loop_exports_the_exporting_models_weights(tmp_path):
     """Two models of one configuration share a compiled loop (traced with the
     first model's variables as the template); the second model's SavedModel
