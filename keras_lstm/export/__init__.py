@@ -74,6 +74,12 @@ def _check_tflite_layers(model) -> None:
         if isinstance(layer, (keras_lstm.LSTM, keras_lstm.GRU)):
             if layer.stateful:
                 bad.append(f"'{layer.name}' (stateful=True: state lives in variables)")
+            elif layer.cell.compute_dtype != "float32":
+                bad.append(
+                    f"'{layer.name}' (dtype policy '{layer.dtype_policy.name}': "
+                    "TFLite's builtin recurrent ops compute in float32; export a "
+                    "float32 copy of the model, same weights via set_weights)"
+                )
         elif isinstance(layer, keras.layers.RNN):
             bad.append(
                 f"'{layer.name}' ({type(layer).__module__}.{type(layer).__name__}: "
@@ -125,26 +131,35 @@ def _input_specs(model, input_signature) -> list[tf.TensorSpec]:
     return named
 
 
-def _static_specs(specs, batch_size: int, max_length: int | None):
-    """TFLite needs static shapes: batch -> batch_size, time -> max_length."""
-    if not isinstance(batch_size, int) or batch_size < 1:
+def _static_specs(specs, batch_size: int | None, max_length: int | None):
+    """TFLite needs static shapes: a variable batch axis -> `batch_size` (1 by
+    default), a variable time axis (axis 1) -> `max_length`. Static axes stay;
+    a `batch_size` or `max_length` that contradicts them is an error."""
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise ValueError(f"max_length must be a positive int; received {max_length!r}.")
+    variable_time = any(len(s.shape) >= 2 and s.shape[1] is None for s in specs)
     out = []
     for spec in specs:
         shape = list(spec.shape)
         if shape and shape[0] is None:
-            shape[0] = batch_size
+            shape[0] = batch_size or 1
+        elif shape and batch_size is not None and shape[0] != batch_size:
+            raise ValueError(
+                f"Input '{spec.name}' has a static batch size of {shape[0]} "
+                f"but batch_size={batch_size}; leave batch_size out or match it."
+            )
         if len(shape) >= 2:
             if shape[1] is None:
                 if max_length is None:
                     raise ValueError(
                         f"Input '{spec.name}' has a variable time axis {spec.shape}; "
-                        "pass max_length=N (inputs are padded up to N steps)."
+                        "pass max_length=N (callers pad their sequences to N steps)."
                     )
                 shape[1] = max_length
-            elif max_length is not None and shape[1] != max_length:
+            elif max_length and not variable_time and shape[1] != max_length:
+                # max_length names no variable axis: it contradicts this one.
                 raise ValueError(
                     f"Input '{spec.name}' has {shape[1]} timesteps but "
                     f"max_length={max_length}."
@@ -163,7 +178,7 @@ def _serving_fn(model, preprocess):
         if preprocess is not None:
             x = preprocess(*args)
         else:
-            x = args[0] if len(args) == 1 else list(args)
+            x = _verify.model_inputs(model, args)
         outputs = model(x, training=False)
         if isinstance(outputs, dict):
             return dict(outputs)
@@ -185,7 +200,9 @@ def _archive(model, preprocess, specs, path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def _given_cases(verify_inputs, specs):
+def _given_cases(verify_inputs, specs, any_rows=False):
+    """The user's `verify_inputs` as a case, each array checked against its
+    spec (shape, dtype; `_verify.conform`)."""
     if verify_inputs is None:
         return []
     arrays = (
@@ -196,7 +213,13 @@ def _given_cases(verify_inputs, specs):
             f"verify_inputs has {len(arrays)} arrays; the signature has {len(specs)} "
             f"inputs ({[s.name for s in specs]})."
         )
-    return [("given verify_inputs", [np.asarray(a) for a in arrays])]
+    arrays = [
+        _verify.conform(
+            a, s.name, s.shape, s.dtype.as_numpy_dtype, "verify_inputs", any_rows
+        )
+        for s, a in zip(specs, arrays)
+    ]
+    return [("given verify_inputs", arrays)]
 
 
 def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
@@ -271,7 +294,10 @@ def export_saved_model(
         preprocess: Optional function (or Keras layer) traced into the
             signature before the model, mapping the serving inputs to the
             model's input, e.g. a `TextVectorization` layer so the SavedModel
-            takes raw strings. Layers are tracked (their lookup tables saved).
+            takes raw strings. Layers and `tf.Module`s are tracked (their
+            lookup tables saved); a plain function must not capture a lookup
+            table (export fails on the untracked resource): pass the layer or
+            module holding it instead.
         verify_inputs: Arrays for the serving inputs to verify on as well; needed
             when the inputs cannot be drawn at random (strings).
         overwrite: Replace an existing `path`. Otherwise an existing path
@@ -304,7 +330,7 @@ def export_saved_model(
     """
     _check_model(model)
     atol = _check_atol(atol)
-    path = _files.check_target(path, overwrite)
+    path = _files.check_target(path, overwrite, "folder")
     specs = _input_specs(model, input_signature)
     given = _given_cases(verify_inputs, specs)
     tmp = _files.temp_sibling(path)
@@ -315,36 +341,46 @@ def export_saved_model(
         report["cases"] = []
         if verify:
             serve = tf.saved_model.load(str(tmp)).signatures["serving_default"]
-            cases = list(given)
-            if preprocess is None:
-                cases += _verify.random_cases(
-                    model, specs, _verify.ROWS, 12, "any", seed
-                )
-                # A second batch size (and length, if variable).
-                cases += [
-                    (f"{name}, 1 row", arrays)
-                    for name, arrays in _verify.random_cases(
-                        model, specs, 1, 5, "right", seed + 1
-                    )[:1]
-                ]
-            if not cases:
-                raise ValueError(
-                    "Nothing to verify on: with preprocess=..., pass "
-                    "verify_inputs=[...] (or verify=False)."
-                )
-            for name, arrays in cases:
-                kwargs = {
-                    s.name: tf.constant(a, s.dtype) for s, a in zip(specs, arrays)
-                }
-                got = _verify.flat_numpy(serve(**kwargs))
-                expected = _verify.keras_outputs(model, preprocess, arrays)
-                report["cases"].append(
-                    {"case": name, "max_abs_diff": _verify.max_abs_diff(got, expected)}
+            with _verify.states_kept(model):  # a stateful model's, as they were
+                report["cases"] = _verify_saved_model(
+                    model, preprocess, specs, serve, given, seed
                 )
     except BaseException:
         _files.remove(tmp)
         raise
     return _finish(tmp, path, report, atol, verify)
+
+
+def _verify_saved_model(model, preprocess, specs, serve, given, seed) -> list:
+    # A static batch size (an Input's batch_size, a stateful model) fixes the
+    # rows; otherwise a second case checks another batch size.
+    static = [s.shape[0] for s in specs if s.shape.rank and s.shape[0] is not None]
+    rows = static[0] if static else _verify.ROWS
+    cases = list(given)
+    if preprocess is None:
+        cases += _verify.random_cases(model, specs, rows, 12, "any", seed)
+        # A second length, if variable (and batch size, if variable).
+        second = rows if static else 1
+        cases += [
+            (f"{name}, {second} row{'s' * (second > 1)}", arrays)
+            for name, arrays in _verify.random_cases(
+                model, specs, second, 5, "right", seed + 1
+            )[:1]
+        ]
+    if not cases:
+        raise ValueError(
+            "Nothing to verify on: with preprocess=..., pass "
+            "verify_inputs=[...] (or verify=False)."
+        )
+    results = []
+    for name, arrays in cases:
+        kwargs = {s.name: tf.constant(a, s.dtype) for s, a in zip(specs, arrays)}
+        got = _verify.flat_numpy(serve(**kwargs))
+        expected = _verify.keras_outputs(model, preprocess, arrays)
+        results.append(
+            {"case": name, "max_abs_diff": _verify.max_abs_diff(got, expected)}
+        )
+    return results
 
 
 # -------------------------------------------------------------------- TFLite
@@ -418,7 +454,10 @@ def tflite_runner(
 
     Returns:
         `run(**inputs) -> {"output_0": array, ...}`, inputs named as in the
-        export's input signature.
+        export's input signature, each of exactly the exported shape (pad
+        sequences to `max_length` yourself). Integer and float inputs are cast
+        within their kind (int64 ids -> int32); a missing or unknown name, a
+        wrong shape or dtype raises `ValueError` naming the input.
 
     Example:
 
@@ -430,7 +469,29 @@ def tflite_runner(
     if not isinstance(tflite, bytes):
         tflite = pathlib.Path(tflite).read_bytes()
     interpreter, _ = _interpreter(tflite, num_threads=num_threads)
-    return interpreter.get_signature_runner("serving_default")
+    runner = interpreter.get_signature_runner("serving_default")
+    details = runner.get_input_details()
+
+    def run(**inputs) -> dict:
+        if set(inputs) != set(details):
+            raise ValueError(
+                f"The .tflite takes inputs {sorted(details)}; received "
+                f"{sorted(inputs)}."
+            )
+        return runner(
+            **{
+                name: _verify.conform(
+                    value,
+                    name,
+                    details[name]["shape"].tolist(),
+                    details[name]["dtype"],
+                    "The argument",
+                )
+                for name, value in inputs.items()
+            }
+        )
+
+    return run
 
 
 def _convert(model, preprocess, specs, fuse_lstm, padding, fallback):
@@ -482,7 +543,7 @@ def export_tflite(
     path: str | pathlib.Path,
     *,
     max_length: int | None = None,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     padding: str = "right",
     fuse_lstm: bool = True,
     fallback: str = "while",
@@ -496,10 +557,10 @@ def export_tflite(
 ) -> dict:
     """Writes a `.tflite` with builtin ops only and checks it in LiteRT.
 
-    Shapes are static: `batch_size` rows of up to `max_length` steps; shorter
-    sequences are padded (the mask comes from `Embedding(mask_zero=True)` or
-    `Masking`, as in Keras). How each of our recurrent layers is lowered
-    (recorded in the report under `"layers"`):
+    Shapes are static: `batch_size` rows of `max_length` steps; callers pad
+    shorter sequences (with 0 for `Embedding(mask_zero=True)`, the mask value
+    for `Masking`), which are then masked as in Keras. How each of our
+    recurrent layers is lowered (recorded in the report under `"layers"`):
 
     * `keras_lstm.LSTM` with tanh/sigmoid, no `return_state`, no
       `initial_state`, unmasked or masked with `padding="right"`: one fused
@@ -519,8 +580,10 @@ def export_tflite(
     Args:
         model: A built Keras model (TensorFlow backend).
         path: The `.tflite` file to write; the report goes to `<path>.json`.
-        max_length: Steps of the time axis when the model's is variable.
-        batch_size: Static batch size (default 1, as on a phone).
+        max_length: Steps of a variable time axis (axis 1 of the inputs
+            where it is None); callers pad their sequences to this length.
+        batch_size: Static batch size where the inputs' is variable (default
+            1, as on a phone); must match an `Input(batch_size=...)`.
         padding: `"right"` (default; sequences are right-padded, fused LSTM for
             masked layers) or `"any"` (any mask; masked layers use `fallback`).
         fuse_lstm: Use the fused LSTM op where possible (default True).
@@ -566,9 +629,9 @@ def export_tflite(
             f"fallback must be 'while' or 'unroll'; received {fallback!r}."
         )
     _check_tflite_layers(model)
-    path = _files.check_target(path, overwrite)
+    path = _files.check_target(path, overwrite, "file")
     specs = _static_specs(_input_specs(model, input_signature), batch_size, max_length)
-    given = _given_cases(verify_inputs, specs)
+    given = _given_cases(verify_inputs, specs, any_rows=True)
     content, plan = _convert(model, preprocess, specs, fuse_lstm, padding, fallback)
     ops = tflite_op_names(content)
     flex = sorted({op for op in ops if op.startswith("Flex") or op == "CUSTOM"})

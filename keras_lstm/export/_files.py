@@ -15,20 +15,54 @@ def report_path(path: pathlib.Path) -> pathlib.Path:
     return path.with_name(path.name + ".json")
 
 
-def check_target(path, overwrite: bool) -> pathlib.Path:
-    """The target as a Path; raises if it exists and `overwrite` is False."""
+def check_target(path, overwrite: bool, kind: str) -> pathlib.Path:
+    """The target as a Path, checked before anything is written.
+
+    `kind` is what the export writes: `"folder"` (a SavedModel) or `"file"`.
+    Without `overwrite` an existing target or report (`<path>.json`) raises
+    `FileExistsError`. With it, only an export of the same kind is replaced: a
+    file by a file, and a folder only if it is empty or a SavedModel (holds
+    `saved_model.pb`), never a folder of other things (e.g. a task's
+    `saved_models/<task>/`).
+    """
     path = pathlib.Path(path)
-    if path.exists() and not overwrite:
+    report = report_path(path)
+    existing = [p for p in (path, report) if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
         raise FileExistsError(
-            f"'{path}' already exists; pass overwrite=True to replace it "
+            f"'{existing[0]}' already exists; pass overwrite=True to replace it "
             "(it is left untouched)."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        if kind == "file":
+            raise IsADirectoryError(
+                f"'{path}' is a folder; the export writes a file there. Give "
+                "the file's path (e.g. '<folder>/model.tflite'); the folder is "
+                "left untouched."
+            )
+        if any(path.iterdir()) and not (path / "saved_model.pb").is_file():
+            raise FileExistsError(
+                f"'{path}' is a folder that is not a SavedModel (no "
+                "saved_model.pb); overwrite=True replaces only a SavedModel. "
+                "Give a new or a SavedModel folder; this one is left untouched."
+            )
+    elif kind == "folder" and path.exists():
+        raise FileExistsError(
+            f"'{path}' is a file; a SavedModel is a folder. Give another path; "
+            "the file is left untouched."
+        )
+    if report.is_dir():
+        raise IsADirectoryError(
+            f"'{report}' (where the export's report goes) is a folder; left untouched."
+        )
     return path
 
 
 def temp_sibling(path: pathlib.Path, tag: str = "tmp") -> pathlib.Path:
-    """A fresh hidden name in the same folder (same filesystem: rename is atomic)."""
+    """A fresh hidden name in the same folder (same filesystem: rename is
+    atomic). Creates the folder if needed: only now, so that an export
+    rejected earlier leaves no folders behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -118,6 +120,76 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
     return cases
 
 
+@contextlib.contextmanager
+def states_kept(model):
+    """Restores the state variables of the model's stateful recurrent layers
+    on exit: verifying runs the model, which would advance them."""
+    variables = [
+        v
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.RNN) and layer.stateful and layer.states
+        for v in keras.tree.flatten(layer.states)
+    ]
+    values = [v.numpy() for v in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+def model_inputs(model, tensors):
+    """The serving inputs (flat, in the order of `model.inputs`) as the model
+    takes them: one tensor, a list, or the dict of a functional model built on
+    a dict of `Input`s (whose keys need not be sorted)."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # a subclassed model
+        structure = None
+    if isinstance(structure, dict) and len(structure) == len(tensors):
+        return keras.tree.pack_sequence_as(structure, list(tensors))
+    return tensors[0] if len(tensors) == 1 else list(tensors)
+
+
+def conform(array, name: str, shape, dtype, what: str, any_rows: bool = False):
+    """`array` as the export's input `name` of `shape` (None: any size) and
+    `dtype` takes it, or a ValueError that says what differs. Integers and
+    floats are cast within their kind (int64 ids -> int32, float64 ->
+    float32), never across it; `any_rows` accepts any number of rows."""
+    array = np.asarray(array)
+    shape = tuple(shape)
+    wrong = array.ndim != len(shape) or any(
+        want is not None and got != want and not (axis == 0 and any_rows)
+        for axis, (got, want) in enumerate(zip(array.shape, shape))
+    )
+    if wrong:
+        wanted = tuple("any" if d is None or (i == 0 and any_rows) else d
+                       for i, d in enumerate(shape))  # fmt: skip
+        hint = ""
+        if len(shape) >= 2 and shape[1] is not None and array.ndim == len(shape):
+            hint = f"; pad (or cut) each sequence to {shape[1]} steps"
+        raise ValueError(
+            f"{what} for input '{name}' has shape {array.shape}; the export takes "
+            f"{wanted}{hint}."
+        )
+    target = np.dtype(dtype)
+    if target.kind == "O" or array.dtype == target:  # strings go in as they are
+        return array
+    if not np.can_cast(array.dtype, target, casting="same_kind"):
+        raise ValueError(
+            f"{what} for input '{name}' has dtype {array.dtype}; the export takes "
+            f"{target}."
+        )
+    if array.dtype.kind in "iu" and target.kind in "iu" and array.size:
+        info = np.iinfo(target)
+        if array.min() < info.min or array.max() > info.max:
+            raise ValueError(
+                f"{what} for input '{name}' has values outside {target}'s range "
+                f"[{info.min}, {info.max}]."
+            )
+    return array.astype(target)
+
+
 def flat_numpy(outputs) -> list[np.ndarray]:
     """Outputs as a list of arrays. A dict (a signature's result, or a model's
     named outputs) is ordered output_0, output_1, ..., else by key."""
@@ -168,5 +240,5 @@ def keras_outputs(model, preprocess, arrays) -> list[np.ndarray]:
     if preprocess is not None:
         x = preprocess(*[tf.constant(a) for a in arrays])
     else:
-        x = arrays[0] if len(arrays) == 1 else list(arrays)
+        x = model_inputs(model, arrays)
     return flat_numpy(model(x, training=False))

@@ -124,3 +124,113 @@ def test_verify_inputs_must_match_the_signature(tmp_path):
         export.export_saved_model(
             lstm_model(), tmp_path / "s", verify_inputs=[np.ones((1, 3)), np.ones(1)]
         )
+
+
+def test_overwrite_replaces_only_an_export_of_the_same_kind(tmp_path):
+    """overwrite=True never deletes a folder of other things (a task's
+    saved_models/<task>/) nor swaps a file for a folder or back."""
+    model = lstm_model()
+    task = tmp_path / "task"
+    (task / "serving").mkdir(parents=True)
+    (task / "model.keras").write_bytes(b"trained model")
+    (tmp_path / "notes.txt").write_text("keep")
+    before = snapshot(tmp_path)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        export.export_tflite(model, task, max_length=4, overwrite=True)
+    with pytest.raises(FileExistsError, match="not a SavedModel"):
+        export.export_saved_model(model, task, overwrite=True)
+    with pytest.raises(FileExistsError, match="is a file"):
+        export.export_saved_model(model, tmp_path / "notes.txt", overwrite=True)
+    assert snapshot(tmp_path) == before
+    # An empty folder, or a SavedModel, is replaced.
+    export.export_saved_model(model, task / "serving", overwrite=True)
+    export.export_saved_model(model, task / "serving", overwrite=True)
+    assert (task / "serving" / "saved_model.pb").is_file()
+    assert (task / "model.keras").read_bytes() == b"trained model"
+
+
+def test_an_existing_report_file_needs_overwrite_too(tmp_path):
+    """The report goes to <path>.json: a file of that name (say the user's
+    model.to_json()) is not replaced without overwrite=True."""
+    (tmp_path / "model.json").write_text('{"class_name": "Functional"}')
+    with pytest.raises(FileExistsError, match="model.json"):
+        export.export_saved_model(lstm_model(), tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
+
+
+def test_a_rejected_export_creates_no_folders(tmp_path):
+    with pytest.raises(ValueError, match="variable time axis"):
+        export.export_tflite(lstm_model(), tmp_path / "a" / "b" / "m.tflite")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "float64"])
+def test_non_float32_layers_are_unsupported_for_tflite(policy, tmp_path):
+    """TFLite's builtin recurrent ops compute in float32; the error says so
+    instead of failing in the converter."""
+    model = h.text_model(lambda x: keras_lstm.GRU(4, dtype=policy)(x))
+    with pytest.raises(ValueError, match=f"'{policy}'.*float32 copy"):
+        export.export_tflite(model, tmp_path / "m.tflite", max_length=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_size_must_agree_with_a_static_batch(tmp_path):
+    x = keras.Input((5, 3), batch_size=2)
+    model = h.randomize(keras.Model(x, keras_lstm.LSTM(4)(x)))
+    with pytest.raises(ValueError, match="static batch size of 2 but batch_size=8"):
+        export.export_tflite(model, tmp_path / "m.tflite", batch_size=8)
+    report = export.export_tflite(model, tmp_path / "m.tflite", batch_size=2)
+    assert report["inputs"][0]["shape"] == [2, 5, 3] and report["passed"]
+
+
+def test_max_length_applies_to_variable_time_axes_only(tmp_path):
+    """A second input without a time axis, (batch, 5), keeps its shape."""
+    seq = keras.Input((None, 3), name="seq")
+    aux = keras.Input((5,), name="aux")
+    out = keras.layers.Concatenate()([keras_lstm.LSTM(4)(seq), aux])
+    model = h.randomize(keras.Model([seq, aux], out))
+    report = export.export_tflite(model, tmp_path / "m.tflite", max_length=8)
+    assert [i["shape"] for i in report["inputs"]] == [[1, 8, 3], [1, 5]]
+    rng = np.random.default_rng(1)
+    rows = {
+        "seq": rng.standard_normal((3, 8, 3)).astype("float32"),
+        "aux": rng.standard_normal((3, 5)).astype("float32"),
+    }
+    got = h.litert_outputs(tmp_path / "m.tflite", rows)
+    assert h.max_diff(got, h.keras_out(model, rows["seq"], rows["aux"])) <= h.ATOL
+
+
+def test_verify_inputs_are_checked_against_the_signature(tmp_path):
+    model = lstm_model()
+    with pytest.raises(ValueError, match=r"'ids' has shape \(2, 3\).*pad .* to 4"):
+        export.export_tflite(
+            model, tmp_path / "m.tflite", max_length=4, verify_inputs=np.ones((2, 3))
+        )
+    with pytest.raises(ValueError, match="'ids' has dtype float64.*int32"):
+        export.export_tflite(
+            model, tmp_path / "m.tflite", max_length=4, verify_inputs=np.ones((2, 4))
+        )
+    with pytest.raises(ValueError, match="outside int32's range"):
+        export.export_saved_model(
+            model, tmp_path / "s", verify_inputs=np.full((1, 4), 2**40)
+        )
+    assert list(tmp_path.iterdir()) == []
+    # int64 ids (here a nested list) are cast to the signature's int32.
+    ids, _ = h.right_padded_ids(3, 4, seed=2)
+    report = export.export_tflite(
+        model, tmp_path / "m.tflite", max_length=4, verify_inputs=[ids.tolist()]
+    )
+    assert report["cases"][0]["case"] == "given verify_inputs" and report["passed"]
+
+
+def test_tflite_runner_checks_its_inputs(tmp_path):
+    model = lstm_model()
+    export.export_tflite(model, tmp_path / "m.tflite", max_length=4)
+    run = export.tflite_runner(tmp_path / "m.tflite")
+    ids, _ = h.right_padded_ids(1, 4, seed=4)
+    with pytest.raises(ValueError, match=r"'ids' has shape \(1, 3\).*\(1, 4\)"):
+        run(ids=ids[:, :3])
+    with pytest.raises(ValueError, match=r"takes inputs \['ids'\]; received \['x'\]"):
+        run(x=ids)
+    got = run(ids=ids.astype("int64"))["output_0"]  # cast, and still usable
+    assert h.max_diff([got], h.keras_out(model, ids)) <= h.ATOL

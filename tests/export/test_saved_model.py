@@ -105,3 +105,41 @@ def test_report_next_to_artifact_and_signature_names(tmp_path):
     ids, _ = h.right_padded_ids(4, 6, seed=1)
     got = loaded.signatures["serve"](ids=tf.constant(ids))["output_0"].numpy()
     assert h.max_diff([got], h.keras_out(model, ids)) <= h.ATOL
+
+
+def test_dict_inputs_in_any_key_order(tmp_path):
+    """A functional model on a dict of Inputs whose keys are not sorted: the
+    serving signature's named inputs reach the right keys."""
+    z = keras.Input((None, 3), name="z")
+    a = keras.Input((None, 2), name="a")
+    joined = keras.layers.Concatenate()([keras_lstm.LSTM(4)(z), keras_lstm.GRU(3)(a)])
+    model = h.randomize(keras.Model({"z": z, "a": a}, joined))
+    report = export.export_saved_model(model, tmp_path / "serving")
+    assert report["passed"]
+    serve = tf.saved_model.load(str(tmp_path / "serving")).signatures["serving_default"]
+    rng = np.random.default_rng(0)
+    xz = rng.standard_normal((2, 6, 3)).astype("float32")
+    xa = rng.standard_normal((2, 6, 2)).astype("float32")
+    got = serve(z=tf.constant(xz), a=tf.constant(xa))["output_0"].numpy()
+    want = keras.ops.convert_to_numpy(model({"z": xz, "a": xa}))
+    assert h.max_diff([got], [want]) <= h.ATOL
+    lite = export.export_tflite(model, tmp_path / "m.tflite", max_length=6)
+    assert lite["passed"]
+    got = h.litert_outputs(tmp_path / "m.tflite", {"z": xz, "a": xa})
+    assert h.max_diff(got, [want]) <= h.ATOL
+
+
+def test_static_batch_and_stateful_models_export_and_keep_their_states(tmp_path):
+    """An Input with batch_size=2 (as a stateful layer needs) is verified on
+    2 rows; verifying leaves the stateful layer's carried states as they were."""
+    x = keras.Input((5, 3), batch_size=2)
+    model = h.randomize(keras.Model(x, keras_lstm.LSTM(4, stateful=True)(x)))
+    model(np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32"))
+    layer = model.layers[-1]
+    before = [keras.ops.convert_to_numpy(s) for s in layer.states]
+    assert max(np.abs(b).max() for b in before) > 0  # some carried state
+    report = export.export_saved_model(model, tmp_path / "serving")
+    assert report["passed"] and report["inputs"][0]["shape"] == [2, 5, 3]
+    after = [keras.ops.convert_to_numpy(s) for s in layer.states]
+    for b, a in zip(before, after):
+        np.testing.assert_array_equal(a, b)
