@@ -33,7 +33,9 @@ def record_gates(layer, sequences, mask=None, initial_state=None) -> dict:
         sequences: `(batch, timesteps, features)`: what the layer receives (for
             a model with an Embedding, the embedded tokens).
         mask: Optional boolean `(batch, timesteps)`, `True` for valid steps.
-        initial_state: Optional `[h_0, C_0]`, each `(batch, units)`.
+        initial_state: Optional `[h_0, C_0]`, each `(batch, units)`. Default:
+            where the layer would start, its carried states if it is
+            `stateful` (and built with this batch size), else zeros.
 
     Returns:
         A dict of numpy arrays `(batch, timesteps, units)`, in the input's time
@@ -63,6 +65,14 @@ def record_gates(layer, sequences, mask=None, initial_state=None) -> dict:
             raise ValueError(
                 f"`mask` must have shape ({batch}, {steps}). "
                 f"Received: mask.shape={mask.shape}"
+            )
+    if initial_state is None and getattr(layer, "stateful", False) and layer.states:
+        initial_state = [ops.convert_to_tensor(s) for s in layer.states]
+        if initial_state[0].shape[0] != batch:
+            raise ValueError(
+                f"Stateful layer '{layer.name}' carries states for batches of "
+                f"{initial_state[0].shape[0]} rows; `sequences` has {batch}. "
+                "Pass initial_state=[h_0, C_0] for another batch size."
             )
     if initial_state is None:
         initial_state = cell.get_initial_state(batch_size=batch)

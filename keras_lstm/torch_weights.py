@@ -23,8 +23,14 @@ def _numpy(tensor) -> np.ndarray:
 
 
 def _kind(module) -> str:
-    kind = type(module).__name__
-    if kind not in ("LSTM", "GRU") or not hasattr(module, "weight_ih_l0"):
+    # torch.nn.LSTM / GRU or a subclass (torch itself is not imported here).
+    kinds = [
+        c.__name__
+        for c in type(module).__mro__
+        if c.__name__ in ("LSTM", "GRU") and c.__module__.startswith("torch.nn")
+    ]
+    kind = kinds[0] if kinds else None
+    if kind is None or not hasattr(module, "weight_ih_l0"):
         raise ValueError(
             "`module` must be a torch.nn.LSTM or torch.nn.GRU. "
             f"Received: module of type {type(module).__name__}"

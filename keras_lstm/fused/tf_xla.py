@@ -137,8 +137,9 @@ def _compiled_loop(layer):
     that compute the same loop share one function: a Bidirectional's two
     directions, and layers re-created with the same configuration. Shared only
     between our own classes (a subclass may compute more than its config says),
-    with every configuration entry that affects inference equal; the first such
-    layer stays referenced as the template whose variables the weights replace.
+    with every configuration entry that affects inference equal and the same
+    activation functions (`_sharing_key`); the first such layer stays
+    referenced as the template whose variables the weights replace.
     """
     key = _sharing_key(layer)
     if key is None:
@@ -157,30 +158,45 @@ def _compiled_loop(layer):
 
 
 # Configuration entries that do not change the inference loop (go_backwards is
-# applied outside it).
+# applied outside it); the activations enter the key as objects, below.
 _NOT_IN_LOOP = {
     "name", "trainable", "go_backwards", "dropout", "recurrent_dropout", "seed",
-    "return_state", "stateful", "activity_regularizer",
+    "return_state", "stateful", "activity_regularizer", "activation",
+    "recurrent_activation",
 }  # fmt: skip
 
 
 def _sharing_key(layer):
+    """What makes two layers' inference loops the same, or None: share none.
+
+    The activations count as the objects themselves: a config names a plain
+    function only by its name, which two different functions can share (one
+    made by a factory, or one redefined in a notebook). A layer whose config
+    cannot be written (e.g. a regularizer without `get_config`) shares none.
+    """
     from keras_lstm import GRU, LSTM, GRUCell, LSTMCell
 
     if (type(layer), type(layer.cell)) not in ((LSTM, LSTMCell), (GRU, GRUCell)):
         return None
-    config = {
-        k: v
-        for k, v in layer.get_config().items()
-        if k not in _NOT_IN_LOOP
-        and not k.endswith(("_initializer", "_regularizer", "_constraint"))
-    }
-    return (
-        type(layer).__name__,
-        json.dumps(config, sort_keys=True, default=repr),
-        repr(layer.hoist_input_projection),
-        tuple(v.shape for v in layer.cell.weights),
-    )
+    try:
+        config = {
+            k: v
+            for k, v in layer.get_config().items()
+            if k not in _NOT_IN_LOOP
+            and not k.endswith(("_initializer", "_regularizer", "_constraint"))
+        }
+        key = (
+            type(layer).__name__,
+            json.dumps(config, sort_keys=True),
+            layer.cell.activation,
+            layer.cell.recurrent_activation,
+            repr(layer.hoist_input_projection),
+            tuple(tuple(v.shape) for v in layer.cell.weights),
+        )
+        hash(key)
+    except Exception:  # unserializable or unhashable: the layer's own loop
+        return None
+    return key
 
 
 # From this many rows on. Measured at batches of 64 and 256 on 2 cores; four

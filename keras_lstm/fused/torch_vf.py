@@ -39,6 +39,10 @@ def select(layer, sequences, mask, training):
     kind = "gru" if hasattr(cell, "reset_after") else "lstm"
 
     def run(sequences, initial_state, mask):
+        if layer.stateful:
+            # As the reference loop does: the state variables are assigned in
+            # place after the call, which autograd must not see.
+            initial_state = [ops.copy(s) for s in initial_state]
         if training and cell.dropout:
             dp_mask = cell.get_dropout_mask(sequences[:, 0, :])
             sequences = sequences * ops.expand_dims(dp_mask, 1)

@@ -85,6 +85,24 @@ def test_initial_state_is_used():
     np.testing.assert_allclose(gates["h"], sequence, atol=1e-6)
 
 
+def test_a_stateful_layer_starts_from_its_carried_states():
+    """Like the layer itself: a stateful layer's next call starts where the
+    last one ended, and so does record_gates by default."""
+    layer = keras_lstm.LSTM(UNITS, return_sequences=True, stateful=True)
+    layer.build((BATCH, STEPS, FEATURES))
+    randomize(layer)
+    x = inputs()
+    layer(x[:, ::-1])  # carried states, not zeros
+    carried = [numpy(s) for s in layer.states]
+    assert np.abs(carried[0]).max() > 0.1
+    gates = keras_lstm.record_gates(layer, x)
+    for state, before in zip(layer.states, carried):  # only read
+        np.testing.assert_array_equal(numpy(state), before)
+    np.testing.assert_allclose(gates["h"], numpy(layer(x))[0], atol=1e-6)
+    with pytest.raises(ValueError, match="batches of 3 rows; `sequences` has 2"):
+        keras_lstm.record_gates(layer, x[:2])
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="keras_lstm.LSTM.*GRU"):
         gru = keras_lstm.GRU(UNITS)

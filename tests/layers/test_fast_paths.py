@@ -566,6 +566,70 @@ def test_tensorflow_xla_compiles_once_for_both_directions_and_a_short_batch():
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_xla_loops_are_not_shared_between_different_activations():
+    """A config names a plain function by its name only: two functions made by
+    one factory (or one redefined in a notebook) look alike there, but each
+    layer must run its own. Components whose config cannot be written (a
+    regularizer without get_config, a functools.partial activation) must not
+    break inference either. Each equals the built-in with the same weights."""
+    import functools
+
+    def leaky(slope):
+        def leaky(t):
+            return keras.ops.leaky_relu(t, negative_slope=slope)
+
+        return leaky
+
+    class Penalty(keras.regularizers.Regularizer):  # no get_config
+        def __call__(self, weights):
+            return 0.01 * keras.ops.sum(keras.ops.square(weights))
+
+    x = inputs()
+    cases = [
+        {"activation": leaky(0.01)},
+        {"activation": leaky(0.5)},
+        {"activation": functools.partial(keras.ops.leaky_relu, negative_slope=0.2)},
+        {"kernel_regularizer": Penalty()},
+    ]
+    for kwargs in cases:
+        ours = keras_lstm.LSTM(UNITS, return_sequences=True, **kwargs)
+        builtin = keras.layers.LSTM(UNITS, return_sequences=True, **kwargs)
+        ours.build(x.shape)
+        builtin.build(x.shape)
+        builtin.set_weights(randomize(ours))
+        assert expected_to_engage(ours, None, False)
+        assert_all_close(ours(x, training=False), builtin(x, training=False))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_stateful_training_with_the_fast_path_equals_the_reference(kind):
+    """A stateful layer's state variables are assigned after each batch; on
+    torch, PyTorch's fused kernel saved them for backward, so they are copied
+    first (as the reference loop does). Losses and weights after 3 epochs equal
+    use_cudnn=False's."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, STEPS, FEATURES)).astype("float32")
+    y = rng.standard_normal((8, 1)).astype("float32")
+    results = []
+    for use_cudnn in ("auto", False):
+        keras.utils.set_random_seed(1)
+        net = keras.Sequential(
+            [
+                keras.Input((STEPS, FEATURES), batch_size=4),
+                OURS[kind](UNITS, stateful=True, use_cudnn=use_cudnn),
+                keras.layers.Dense(1),
+            ]
+        )
+        net.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        history = net.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+        results.append((history.history["loss"], net.get_weights()))
+    (loss, weights), (want_loss, want_weights) = results
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for got, want in zip(weights, want_weights):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
 def test_tensorflow_xla_loop_of_an_unshared_layer_does_not_keep_it_alive():
     """A layer that shares its compiled loop with none (a subclass) keeps the
     loop to itself, and both are freed together once the layer is dropped.

@@ -91,6 +91,19 @@ def test_weight_layout_by_hand():
     np.testing.assert_array_equal(gru_bias[:, ::HIDDEN], [[2, 1, 3], [20, 10, 30]])
 
 
+def test_subclasses_of_torch_modules_are_accepted():
+    class Tagged(torch.nn.LSTM):
+        pass
+
+    torch.manual_seed(0)
+    module = Tagged(FEATURES, HIDDEN, batch_first=True).eval()
+    x = inputs()
+    with torch.no_grad():
+        expected, _ = module(torch.from_numpy(x))
+    model = keras.Sequential(keras_lstm.from_torch(module, return_sequences=True))
+    assert_all_close(model(x), expected.numpy())
+
+
 def test_rejects_what_keras_cannot_represent():
     with pytest.raises(ValueError, match="proj_size"):
         keras_lstm.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
