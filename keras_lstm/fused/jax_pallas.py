@@ -21,7 +21,9 @@ it, and checks that they lower to Triton for CUDA. Speed has not been measured y
 `KERAS_LSTM_PALLAS=1`** is set; `benchmarks/gpu_bench.sh` times it as its own
 contender. Engaged (when enabled) for: jax on a GPU, LSTM, no mask, no dropout,
 tanh/sigmoid, float32, units a power of two from 16 to 64 (any batch: the rows
-are padded to a multiple of 16 for the kernels).
+are padded to a multiple of 16 for the kernels). First-order reverse mode only:
+a `jax.custom_vjp` whose backward is a kernel has no forward mode (`jax.jvp`)
+and no gradient of its gradient; use `use_cudnn=False` for those.
 
 Units stop at 64 because the kernels keep `U` in shared memory: compiled for an
 H100/H200 (`benchmarks/pallas_ptx.py`, no GPU needed), 64 units take 72 KiB

@@ -50,10 +50,15 @@ def select(layer, sequences, mask, training):
         return None
 
     def run(sequences, initial_state, mask):
+        # Values, not a stateful layer's state variables: RNN.call assigns the
+        # new states to those before an eager gradient reads the old ones.
+        initial_state = [tf.convert_to_tensor(s) for s in initial_state]
         variables = [cell.kernel, cell.recurrent_kernel]
         if cell.use_bias:
             variables.append(cell.bias)
         weights = [tf.convert_to_tensor(v) for v in variables]  # reads them
+        if tf_xla.forward_mode([sequences, *initial_state, *weights]):
+            return layer.reference_loop(sequences, initial_state, mask, training)
         if layer.go_backwards:  # as Keras' loop: outputs stay in reversed order
             sequences = tf.reverse(sequences, [1])
         outputs, h, c = tf_xla.call_in_parts(
@@ -120,6 +125,22 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):
             outputs = tf.transpose(hs, [1, 0, 2])
 
         def grad(d_outputs, d_h, d_c):
+            if record.could_possibly_record():
+                # This gradient is itself being differentiated (a gradient
+                # penalty, forward mode): the compiled backward loop is not
+                # differentiable, so replay the same LSTM in plain ops.
+                with tf.GradientTape() as tape:
+                    tape.watch(inputs)
+                    replay = _plain_lstm(*inputs)
+                return tape.gradient(
+                    replay,
+                    list(inputs),
+                    output_gradients=[
+                        _zeros_if_none(d, y)
+                        for d, y in zip((d_outputs, d_h, d_c), (outputs, h, c))
+                    ],
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
             d_hs = tf.transpose(_zeros_if_none(d_outputs, outputs), [1, 0, 2])
             d_z, d_h0, d_c0 = _backward(
                 d_hs,
@@ -150,6 +171,21 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):
         return [outputs, h, c], grad
 
     return fused(*inputs)
+
+
+def _plain_lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):
+    """`lstm` in plain, twice-differentiable TensorFlow ops (`tf.scan`)."""
+    x_t = tf.transpose(x, [1, 0, 2])
+
+    def step(states, projected_t):
+        h, c = states
+        z = projected_t + tf.matmul(h, recurrent_kernel)
+        i, f, c_tilde, o = tf.split(z, 4, axis=-1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(c_tilde)
+        return tf.sigmoid(o) * tf.tanh(c), c
+
+    hs, cs = tf.scan(step, _project(x_t, kernel, bias), initializer=(h0, c0))
+    return tf.transpose(hs, [1, 0, 2]), hs[-1], cs[-1]
 
 
 def _zeros_if_none(gradient, like):

@@ -40,7 +40,7 @@ import tensorflow as tf
 # Private, but the only way to keep an active GradientTape from recording the
 # compiled call (its forward-with-intermediates variant is what XLA rejects); the
 # custom gradient below is recorded instead. Checked by tests/layers/test_fast_paths.
-from tensorflow.python.eager import record
+from tensorflow.python.eager import forwardprop_util, record
 
 _SHARED: dict = {}  # per configuration, see _compiled_loop
 # A layer that shares with none keeps its compiled loop in this attribute: the
@@ -72,6 +72,11 @@ def select(layer, sequences, mask, training):
     compiled = _compiled_loop(layer)
 
     def run(sequences, initial_state, mask):
+        # Values, not a stateful layer's state variables (see tf_bptt.select).
+        initial_state = [tf.convert_to_tensor(s) for s in initial_state]
+        weights = [tf.convert_to_tensor(v) for v in variables]  # reads them
+        if forward_mode([sequences, *initial_state, *weights]):
+            return layer.reference_loop(sequences, initial_state, mask, False)
         structure = None
         count = 1 + len(initial_state)
 
@@ -107,11 +112,18 @@ def select(layer, sequences, mask, training):
 
             return flat, grad
 
-        weights = [tf.convert_to_tensor(v) for v in variables]  # reads them
         flat = fused(sequences, *initial_state, *weights)
         return tf.nest.pack_sequence_as(structure, flat)
 
     return run
+
+
+def forward_mode(tensors) -> bool:
+    """Whether an eager `tf.autodiff.ForwardAccumulator` tracks any of
+    `tensors`. It would not see inside the engines (their loops run with
+    recording stopped), so the reference loop runs instead. (Inside a
+    tf.function, forward mode goes through the custom gradients.)"""
+    return bool(forwardprop_util.pack_tangents(tensors).indices)
 
 
 def _reference_loop(layer, go_backwards=None):

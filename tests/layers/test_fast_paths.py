@@ -601,11 +601,13 @@ def test_tensorflow_xla_loops_are_not_shared_between_different_activations():
         assert_all_close(ours(x, training=False), builtin(x, training=False))
 
 
+@pytest.mark.parametrize("run_eagerly", [False, True], ids=["graph", "eager"])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_stateful_training_with_the_fast_path_equals_the_reference(kind):
-    """A stateful layer's state variables are assigned after each batch; on
-    torch, PyTorch's fused kernel saved them for backward, so they are copied
-    first (as the reference loop does). Losses and weights after 3 epochs equal
+def test_stateful_training_with_the_fast_path_equals_the_reference(kind, run_eagerly):
+    """A stateful layer's state variables are assigned after each batch, before
+    an eager gradient is computed: the engines must have read their values
+    (TensorFlow), and on torch PyTorch's fused kernel must not keep the
+    variables for backward. Losses and weights after 3 epochs equal
     use_cudnn=False's."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, STEPS, FEATURES)).astype("float32")
@@ -620,13 +622,95 @@ def test_stateful_training_with_the_fast_path_equals_the_reference(kind):
                 keras.layers.Dense(1),
             ]
         )
-        net.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        net.compile(
+            optimizer=keras.optimizers.SGD(0.1), loss="mse", run_eagerly=run_eagerly
+        )
         history = net.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
         results.append((history.history["loss"], net.get_weights()))
     (loss, weights), (want_loss, want_weights) = results
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     for got, want in zip(weights, want_weights):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def _tensorflow_pair(kind, units=UNITS, **kwargs):
+    """Ours as shipped and ours with the reference cell, same weights."""
+    x = inputs()
+    layers = [OURS[kind](units, use_cudnn=u, **kwargs) for u in ("auto", False)]
+    for layer in layers:
+        layer.build(x.shape)
+    layers[1].set_weights(randomize(layers[0]))
+    return layers
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's engines")
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_tensorflow_eager_gradient_through_a_stateful_layer(kind, training):
+    """Eagerly, RNN.call assigns a stateful layer's new states before the tape
+    computes the gradient, which must start from the old ones. Two calls in a
+    row (the second from carried states): gradients equal the reference's."""
+    import tensorflow as tf
+
+    x = tf.constant(inputs())
+    results = []
+    for layer in _tensorflow_pair(kind, stateful=True):
+        layer(x[:, ::-1])
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(layer(x, training=training)))
+        results.append(tape.gradient(loss, layer.trainable_weights))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's engines")
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_tensorflow_gradient_penalty_through_the_engines(training, graph):
+    """A gradient of a gradient (a WGAN-GP style penalty on d loss / d x): the
+    engines' own backward loops are not differentiable, so when their gradient
+    is itself recorded they replay the LSTM in plain ops."""
+    import tensorflow as tf
+
+    x = tf.constant(inputs())
+    results = []
+    for layer in _tensorflow_pair("lstm", return_sequences=True):
+
+        def penalty_gradient(x, layer=layer):
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    loss = tf.reduce_sum(tf.sin(layer(x, training=training)))
+                penalty = tf.reduce_sum(inner.gradient(loss, x) ** 2)
+            return outer.gradient(penalty, layer.trainable_weights)
+
+        fn = tf.function(penalty_gradient) if graph else penalty_gradient
+        results.append(fn(x))
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's engines")
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_tensorflow_forward_mode_through_the_engines(kind, training):
+    """tf.autodiff.ForwardAccumulator: eagerly the engines step aside (their
+    loops are invisible to it); around a tf.function it goes through their
+    custom gradients. Directional derivatives equal the reference's."""
+    import tensorflow as tf
+
+    x = tf.constant(inputs())
+    tangent = tf.constant(np.random.default_rng(5).standard_normal(x.shape), x.dtype)
+    for graph in (False, True):
+        jvps = []
+        for layer in _tensorflow_pair(kind, return_sequences=True):
+            call = lambda x, layer=layer: layer(x, training=training)  # noqa: E731
+            call = tf.function(call) if graph else call
+            with tf.autodiff.ForwardAccumulator(x, tangent) as accumulator:
+                y = call(x)
+            jvps.append(accumulator.jvp(y))
+        assert jvps[0] is not None
+        np.testing.assert_allclose(jvps[0], jvps[1], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
