@@ -196,8 +196,11 @@ def chrono_initialize(layer, length: int, seed: int) -> None:
     layer.set_weights([*weights[:2], bias])
 
 
-def build_model(config: LongRangeConfig, name: str, length: int) -> keras.Model:
-    """(T, 2) -> recurrent layer -> Dense(1), compiled with MSE."""
+def build_model(
+    config: LongRangeConfig, name: str, length: int, steps_per_epoch: int | None = None
+) -> keras.Model:
+    """(T, 2) -> recurrent layer -> Dense(1), compiled with MSE (`steps_per_epoch`
+    is what `--lr-schedule cosine` needs)."""
     units = matched_units(name, config.units)
     layer = {
         "simple_rnn": keras.layers.SimpleRNN,
@@ -214,7 +217,9 @@ def build_model(config: LongRangeConfig, name: str, length: int) -> keras.Model:
         chrono_initialize(layer, length, config.seed)
     rate = config.learning_rate_for(name)
     model.compile(
-        optimizer=common.optimizer(dataclasses.replace(config, learning_rate=rate)),
+        optimizer=common.optimizer(
+            dataclasses.replace(config, learning_rate=rate), steps_per_epoch
+        ),
         loss="mse",
     )
     return model
@@ -241,7 +246,7 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
     if folder.metrics.exists():  # a resumed run keeps what it finished
         return json.loads(folder.metrics.read_text())
     common.seed_everything(config.seed)
-    model = build_model(config, name, length)
+    model = build_model(config, name, length, len(data["train"]))
     probe = probe_batch(data)
     norms_init = keras_lstm.gradient_norms(model, *probe, loss="mse")
     solved = StopWhenSolved(config.solved_mse)
@@ -290,7 +295,8 @@ def keras_init_norms(config: LongRangeConfig, length: int, data: dict) -> list:
     """||dL/dx_t|| of our LSTM with the Keras default initializers (untrained),
     to set beside the chrono-initialised one in the gradient-flow plot."""
     common.seed_everything(config.seed)
-    model = build_model(dataclasses.replace(config, init="keras"), "lstm", length)
+    untrained = dataclasses.replace(config, init="keras", lr_schedule="constant")
+    model = build_model(untrained, "lstm", length)
     return keras_lstm.gradient_norms(model, *probe_batch(data)).tolist()
 
 

@@ -104,11 +104,17 @@ def load_data(config: SentimentConfig) -> Prepared:
 # Model ------------------------------------------------------------------------
 
 
-def build_model(config: SentimentConfig, vocabulary_size: int, length: int):
+def build_model(
+    config: SentimentConfig,
+    vocabulary_size: int,
+    length: int,
+    steps_per_epoch: int | None = None,
+):
     """Embedding(mask_zero) -> [Bidirectional] LSTM/GRU x layers -> Dense.
 
     With `--pooling mean` the last recurrent layer returns every step and a
-    masked average (padding excluded) feeds the classifier.
+    masked average (padding excluded) feeds the classifier. `steps_per_epoch`
+    (training batches per epoch) is what `--lr-schedule cosine` needs.
     """
     inputs = keras.Input((length,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True)(
@@ -129,7 +135,7 @@ def build_model(config: SentimentConfig, vocabulary_size: int, length: int):
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name="sentiment")
     model.compile(
-        optimizer=common.optimizer(config),
+        optimizer=common.optimizer(config, steps_per_epoch),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -159,7 +165,9 @@ def train(config: SentimentConfig, extra_callbacks: Sequence = ()):
     }
     scope = strategy.scope() if strategy else contextlib.nullcontext()
     with scope:
-        model = build_model(config, len(prepared.vocabulary), prepared.length)
+        model = build_model(
+            config, len(prepared.vocabulary), prepared.length, len(batches["train"])
+        )
     (run.path / "vocabulary.json").write_text(json.dumps(prepared.vocabulary))
     model.summary(print_fn=lambda line, **_: print(line))
 

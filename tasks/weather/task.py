@@ -189,9 +189,15 @@ def target_scale(stats: dict, horizons: list[int]) -> np.ndarray:
 
 
 def build_model(
-    config: WeatherConfig, inputs: int, outputs: int, name: str = "weather"
+    config: WeatherConfig,
+    inputs: int,
+    outputs: int,
+    name: str = "weather",
+    steps_per_epoch: int | None = None,
 ) -> keras.Model:
-    """Window -> LSTM/GRU -> Dense: each station's change at each horizon."""
+    """Window -> LSTM/GRU -> Dense: each station's change at each horizon.
+    `steps_per_epoch` (training batches per epoch) is what `--lr-schedule
+    cosine` needs."""
     window = keras.Input((config.lookback, inputs), name="window")
     x = common.recurrent_layer(
         config, config.units, recurrent_dropout=config.recurrent_dropout
@@ -199,7 +205,7 @@ def build_model(
     x = keras.layers.Dropout(config.dropout)(x)
     change = keras.layers.Dense(outputs, dtype="float32", name="change")(x)
     model = keras.Model(window, change, name=name)
-    model.compile(optimizer=common.optimizer(config), loss="mae")
+    model.compile(optimizer=common.optimizer(config, steps_per_epoch), loss="mae")
     return model
 
 
@@ -311,15 +317,6 @@ def train_member(config, k, run, splits, validation, strategy, extra_callbacks):
     folder = run if alone else common.RunFolder(run.path / f"member-{k + 1}")
     common.seed_everything(member.seed)
     inputs, outputs = splits["train"][0].x.shape[1], splits["train"][1].shape[1]
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        model = build_model(member, inputs, outputs, f"member_{k + 1}")
-    if k == 0:
-        model.summary(print_fn=lambda line, **_: print(line))
-    done = folder.path / "member_done.json"
-    if done.exists():
-        model.load_weights(str(folder.checkpoint))
-        return model, json.loads(done.read_text())
-    print(f"member {k + 1}/{config.members}, seed {member.seed}")
     batches = ArrayBatches(
         *splits["train"],
         member.batch_size,
@@ -327,6 +324,15 @@ def train_member(config, k, run, splits, validation, strategy, extra_callbacks):
         seed=member.seed,
         steps=member.steps_per_epoch,
     )
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_model(member, inputs, outputs, f"member_{k + 1}", len(batches))
+    if k == 0:
+        model.summary(print_fn=lambda line, **_: print(line))
+    done = folder.path / "member_done.json"
+    if done.exists():
+        model.load_weights(str(folder.checkpoint))
+        return model, json.loads(done.read_text())
+    print(f"member {k + 1}/{config.members}, seed {member.seed}")
     history = common.fit(
         model, batches, validation, member, folder, extra_callbacks=extra_callbacks
     )

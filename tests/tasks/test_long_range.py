@@ -273,3 +273,20 @@ def test_tuple_validation_reaches_tensorflow_fit_as_batches_of_32(
     assert len(train) == 2 and train.batch_size == 8
     assert validation.batch_size == 32 and validation.rows == 40
     assert len(validation) == 2  # 32 + 8 rows
+
+
+def test_cosine_schedule_runs(tmp_path):
+    """--lr-schedule cosine needs the batches per epoch, which the grid passes
+    (it used to stop with "needs the number of steps per epoch")."""
+    config = task.LongRangeConfig(lr_schedule="cosine", epochs=3)
+    model = task.build_model(config, "lstm", length=5, steps_per_epoch=4)
+    assert model.optimizer._learning_rate.decay_steps == 12
+    task.main(
+        ["--lengths", "6", "--models", "lstm", "--epochs", "1", "--steps-per-epoch",
+         "2", "--batch-size", "4", "--validation-size", "8", "--test-size", "8",
+         "--gradient-length", "6", "--lr-schedule", "cosine", "--verbose", "0",
+         "--runs-dir", str(tmp_path)]
+    )  # fmt: skip
+    (run,) = (tmp_path / "long_range").iterdir()
+    (result,) = json.loads((run / "metrics.json").read_text())["results"]
+    assert result["steps_run"] == 2 and np.isfinite(result["test_mse"])

@@ -332,3 +332,16 @@ def test_padding_never_reaches_the_prediction(tmp_path, pooling):
     padded = [np.pad(review, ((0, 0), (0, n - 6))) for n in (10, 30)]
     a, b = short.predict(padded[0], verbose=0), long.predict(padded[1], verbose=0)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_cosine_schedule_spans_every_training_step(tmp_path):
+    """--lr-schedule cosine decays over epochs x training batches (the model
+    needs their number when it is built)."""
+    config = tiny_config(
+        tmp_path, lr_schedule="cosine", epochs=2, steps_per_epoch=3, export_dir=""
+    )
+    model, _, metrics = sentiment.train(config)
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.decay_steps == 2 * 3
+    assert schedule.alpha == 0.05 and metrics["epochs_run"] == 2

@@ -481,3 +481,16 @@ def test_jena_loader_reads_the_extracted_folder(tmp_path, monkeypatch):
     # wind and gust u, v at 12:00 on day 1
     assert metrics["data"]["values_interpolated_gaps_up_to_3h"] == 4
     assert set(metrics["test_mae"]["linear"]) == {"1", "6"}
+
+
+def test_cosine_schedule_spans_every_training_step(tmp_path):
+    """--lr-schedule cosine decays over epochs x training batches (the model
+    needs their number when it is built)."""
+    config = tiny_config(
+        tmp_path, lr_schedule="cosine", epochs=2, steps_per_epoch=3, export_dir=""
+    )
+    model, _, metrics = weather.train(config)
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.decay_steps == 2 * 3
+    assert schedule.alpha == 0.05 and metrics["epochs_run"] == 2
