@@ -97,14 +97,44 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# What the tasks' exports hold; `model.keras` marks a folder as one.
+EXPORT_NAMES = {
+    "model.keras", "vocabulary.json", "normalization.json", "export_report.json",
+    "saved_model", "saved_model.json", "model.tflite", "model.tflite.json",
+    "generator", "generator.json", "generator.tflite", "generator.tflite.json",
+}  # fmt: skip
+
+
+def check_export_dir(path: str | os.PathLike) -> Path:
+    """`path` resolved, if a task may write its export folder there: a new or
+    empty folder, or an earlier export (`model.keras` and only `EXPORT_NAMES`).
+    Anything else (a file; a folder of other things, such as `saved_models/`
+    itself or the working directory) raises ConfigError naming it: the export
+    replaces the whole folder."""
+    final = Path(path).resolve()
+    if final.is_file() or final.is_symlink():
+        raise ConfigError(f"--export-dir={str(path)!r}: {final} is a file")
+    names = {p.name for p in final.iterdir()} if final.is_dir() else set()
+    if names and ("model.keras" not in names or names - EXPORT_NAMES):
+        other = sorted(names - EXPORT_NAMES)[:3] or sorted(names)[:3]
+        raise ConfigError(
+            f"--export-dir={str(path)!r}: {final} is not an earlier export (it "
+            f"holds {', '.join(other)}), and the export replaces the whole "
+            "folder; give a new one, e.g. saved_models/<task>"
+        )
+    return final
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yields an empty temporary sibling folder; swaps it in for `final` on success.
 
     An existing `final` is replaced only once the new folder is complete, so
-    readers see the old export or the new one, never a half-written mix.
+    readers see the old export or the new one, never a half-written mix; and
+    only if it is an earlier export (`check_export_dir`, checked again before
+    the swap; else ConfigError and the old folder is left untouched).
     """
-    final = Path(final)
+    final = check_export_dir(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
@@ -112,6 +142,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        check_export_dir(final)
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)

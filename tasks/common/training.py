@@ -7,6 +7,7 @@ NaN guards, CSV history and plots behave the same way everywhere.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import time
@@ -21,7 +22,14 @@ from tasks.common import multi_worker
 from tasks.common.config import ConfigError, TrainConfig
 from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
 from tasks.common.plots import plot_history, read_history
-from tasks.common.runs import RunFolder, find_run, new_run, write_json
+from tasks.common.runs import (
+    RunFolder,
+    atomic_path,
+    check_export_dir,
+    find_run,
+    new_run,
+    write_json,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -157,22 +165,57 @@ def optimizer(
 COSINE_FLOOR = 0.05  # the cosine schedule ends at this fraction of the peak rate
 
 
+# Options a resumed run may change: where and how it reports, not what it trains.
+SESSION_OPTIONS = ("resume", "runs_dir", "verbose", "export_dir", "tensorboard")
+
+
 def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
     """A new run folder with config.json, or the run `--resume` names.
 
     A resumed run reuses its saved config (the same hyperparameters), so it
-    continues the same experiment.
+    continues the same experiment: an option given now that differs from the
+    saved one raises ConfigError, except the `SESSION_OPTIONS` (an export
+    folder, say), which then apply. A task's `export_dir` is checked here,
+    before any training (`check_export_dir`).
     """
     if config.resume:
         run = find_run(config.runs_dir, task, config.resume)
-        saved = json.loads(run.config.read_text())
-        saved["resume"] = config.resume
-        config = type(config)(**saved)
-        config.validate()
-        return config, run
-    run = new_run(config.runs_dir, task)
-    run.config.write_text(config.to_json() + "\n")
+        config = _resumed_config(config, run)
+    else:
+        run = None
+    export_dir = getattr(config, "export_dir", "")
+    if export_dir:
+        check_export_dir(export_dir)
+    if run is None:
+        run = new_run(config.runs_dir, task)
+        write_json(run.config, dataclasses.asdict(config))
     return config, run
+
+
+def _resumed_config(config: TrainConfig, run: RunFolder) -> TrainConfig:
+    saved = json.loads(run.config.read_text())
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    foreign = sorted(set(saved) - set(fields))
+    if foreign:
+        raise ConfigError(
+            f"--resume={config.resume!r}: {run.path} is not a run of this task "
+            f"(its config has {', '.join(foreign[:3])}, which this task lacks)"
+        )
+    given = {
+        name: getattr(config, name)
+        for name, field in fields.items()
+        if name in saved and getattr(config, name) != field.default
+    }
+    for name, value in given.items():
+        if name not in SESSION_OPTIONS and value != saved[name]:
+            raise ConfigError(
+                f"--{name.replace('_', '-')}={value!r}: --resume continues "
+                f"{run.path} with its saved options ({name} = {saved[name]!r}); "
+                "start a new run to change it"
+            )
+    resumed = type(config)(**{**saved, **given, "resume": config.resume})
+    resumed.validate()
+    return resumed
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -230,18 +273,51 @@ def _completed_epochs(run: RunFolder) -> int:
     return int(json.loads(metadata.read_text())["epoch"])
 
 
-def _past_history(run: RunFolder, epochs: int) -> list[dict[str, str]]:
-    """history.csv cut to the epochs the backup holds (a killed run may be ahead)."""
+def _history_rows(run: RunFolder) -> list[dict[str, str]]:
     if not run.history.exists():
         return []
     with open(run.history, newline="") as f:
-        rows = [row for row in csv.DictReader(f) if int(row["epoch"]) < epochs]
-    with open(run.history, "w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    return rows
+        return list(csv.DictReader(f))
+
+
+def _finished(run: RunFolder) -> bool:
+    """Whether training in `run` ran to its end: epochs are in history.csv (each
+    written after the epoch's backup) and the backup is gone (BackupAndRestore
+    deletes it only when `fit` ends; a killed run keeps it)."""
+    return not run.backup.exists() and bool(_history_rows(run))
+
+
+def _past_history(run: RunFolder, epochs: int) -> list[dict[str, str]]:
+    """history.csv cut to the epochs the backup holds (a killed run may be
+    ahead); rewritten atomically."""
+    rows = _history_rows(run)
+    kept = [row for row in rows if int(row["epoch"]) < epochs]
+    if len(kept) != len(rows):
+        with atomic_path(run.history) as tmp, open(tmp, "w", newline="") as f:
+            if kept:
+                writer = csv.DictWriter(f, fieldnames=list(kept[0]))
+                writer.writeheader()
+                writer.writerows(kept)
+    return kept
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes a temporary sibling and renames it into
+    place: a save that fails (disk full, killed) leaves the previous best."""
+
+    def _save_model(self, epoch, batch, logs):
+        final = self.filepath
+        head, name = os.path.split(final)
+        tmp = os.path.join(head, f".{name}.tmp-{os.getpid()}.keras")
+        self.filepath = tmp
+        try:
+            super()._save_model(epoch, batch, logs)
+            if os.path.exists(tmp):
+                os.replace(tmp, final)
+        finally:
+            self.filepath = final
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def fit(
@@ -259,8 +335,14 @@ def fit(
     Writes history.csv and one PNG per metric into the run folder, keeps the best
     epoch (by `monitor`) in best.keras and loads it back into `model` at the end.
     The epoch-level backup in `run.backup` lets `--resume` continue a run that
-    was killed, mid-epoch included, from its last completed epoch.
+    was killed, mid-epoch included, from its last completed epoch; a run whose
+    training had finished is not trained again (best.keras is loaded).
     """
+    if _finished(run):
+        print(f"{run.path}: training finished earlier; using its best.keras")
+        if run.checkpoint.exists():
+            model.load_weights(str(run.checkpoint))
+        return read_history(run.history)
     past = _past_history(run, _completed_epochs(run))
     past_values = [float(row[monitor]) for row in past]
     best = None
@@ -273,7 +355,7 @@ def fit(
         EpochSeconds(),  # before CSVLogger, which writes the logs it adds to
         keras.callbacks.BackupAndRestore(str(run.backup)),
         keras.callbacks.CSVLogger(str(run.history), append=True),
-        keras.callbacks.ModelCheckpoint(
+        AtomicModelCheckpoint(
             str(run.checkpoint),
             monitor=monitor,
             mode=mode,

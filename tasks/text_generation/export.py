@@ -16,13 +16,12 @@ to its final place and swapped in, so an old export is never half-replaced.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tasks import common
 from tasks.text_generation import data, sampling
 
 # The sample every export is checked on (Keras vs SavedModel vs LiteRT).
@@ -30,21 +29,10 @@ CHECK = dict(length=200, temperature=1.0, top_k=None, seed=0)
 
 
 def write(model, vocabulary: list[str], out_dir: Path) -> dict:
-    """Writes `out_dir` atomically; returns the verification report."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        report = _write_into(tmp, model, vocabulary)
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return report
+    """Writes `out_dir` atomically (`tasks.common.atomic_dir`); returns the
+    verification report."""
+    with common.atomic_dir(out_dir) as folder:
+        return _write_into(folder, model, vocabulary)
 
 
 def _check_text(step, states, vocabulary) -> str:

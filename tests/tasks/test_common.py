@@ -213,3 +213,134 @@ def test_cosine_schedule_follows_the_formula_and_counts_optimizer_steps():
     assert float(constant.learning_rate) == pytest.approx(Small().learning_rate)
     with pytest.raises(ValueError, match="steps per epoch"):
         common.optimizer(cfg)
+
+
+@dataclasses.dataclass
+class WithExport(Small):
+    export_dir: str = common.option("", "export folder")
+
+
+def test_export_dir_must_be_new_empty_or_an_earlier_export(tmp_path):
+    """The export replaces the whole folder, so a folder of other files (say
+    saved_models/ itself, or '.') is refused before any training, untouched."""
+    others = tmp_path / "mine"
+    others.mkdir()
+    (others / "notes.txt").write_text("keep")
+    (tmp_path / "a_file").write_text("keep")
+    for path, message in [
+        (others, "not an earlier export.*notes.txt"),
+        (tmp_path / "a_file", "is a file"),
+        (tmp_path, "not an earlier export"),
+    ]:
+        with pytest.raises(common.ConfigError, match=message):
+            common.start_run("demo", WithExport(export_dir=str(path), runs_dir="r"))
+        with pytest.raises(common.ConfigError, match=message):
+            with runs.atomic_dir(path) as folder:
+                (folder / "model.keras").write_text("new")
+    assert (others / "notes.txt").read_text() == "keep"
+    assert not (tmp_path / "r").exists()  # no run folder either
+    # New, empty, or an earlier export: replaced as a whole.
+    earlier = tmp_path / "earlier"
+    for _ in range(2):
+        with runs.atomic_dir(earlier) as folder:
+            (folder / "model.keras").write_text("model")
+            (folder / "saved_model").mkdir()
+    assert sorted(p.name for p in earlier.iterdir()) == ["model.keras", "saved_model"]
+    # Something added meanwhile (a user's file) stops the swap, the folder kept.
+    (earlier / "notes.txt").write_text("keep")
+    with pytest.raises(common.ConfigError, match="notes.txt"):
+        with runs.atomic_dir(earlier) as folder:
+            (folder / "model.keras").write_text("newer")
+    assert (earlier / "model.keras").read_text() == "model"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_resume_keeps_the_saved_options_and_rejects_changed_ones(tmp_path):
+    first, run = common.start_run(
+        "demo", WithExport(width=3, runs_dir=str(tmp_path), export_dir="out")
+    )
+    # Options left at their defaults come from the saved config.
+    resumed, again = common.start_run(
+        "demo", WithExport(runs_dir=str(tmp_path), resume="latest")
+    )
+    assert again.path == run.path and (resumed.width, resumed.export_dir) == (3, "out")
+    # Where and how it reports may change; what it trains may not.
+    resumed, _ = common.start_run(
+        "demo",
+        WithExport(runs_dir=str(tmp_path), resume="latest", export_dir="elsewhere"),
+    )
+    assert resumed.export_dir == "elsewhere" and resumed.width == 3
+    with pytest.raises(common.ConfigError, match=r"--epochs=3: .*epochs = 10"):
+        common.start_run(
+            "demo", WithExport(runs_dir=str(tmp_path), resume="latest", epochs=3)
+        )
+    # Another task's run folder.
+    (run.path / "config.json").write_text(json.dumps({"lookback": 24}))
+    with pytest.raises(common.ConfigError, match="not a run of this task.*lookback"):
+        common.start_run("demo", WithExport(resume=str(run.path)))
+
+
+def tiny_model():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_a_failed_checkpoint_save_keeps_the_previous_best(tmp_path, monkeypatch):
+    """best.keras is written to a temporary sibling and renamed: a save that
+    dies halfway (disk full) leaves the previous best loadable."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)), rng.normal(size=(32, 1))
+    model = tiny_model()
+    best = tmp_path / "best.keras"
+    checkpoint = common.training.AtomicModelCheckpoint(
+        str(best), monitor="loss", save_best_only=True
+    )
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[checkpoint])
+    saved = best.read_bytes()
+    real_save = keras.Model.save
+
+    def disk_full(self, filepath, *args, **kwargs):
+        real_save(self, filepath, *args, **kwargs)
+        with open(filepath, "r+b") as f:
+            f.truncate(12)
+        raise OSError(28, "No space left on device (simulated)")
+
+    monkeypatch.setattr(keras.Model, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[checkpoint])
+    assert best.read_bytes() == saved and sorted(tmp_path.iterdir()) == [best]
+    keras.saving.load_model(best)
+
+
+def test_resuming_a_finished_run_trains_nothing_and_keeps_its_history(tmp_path):
+    """A finished run (no backup left, epochs in history.csv) resumed: fit
+    loads best.keras and returns the saved history; history.csv untouched."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)), rng.normal(size=(32, 1))
+    cfg = Small(epochs=2, runs_dir=str(tmp_path), verbose="0")
+    cfg, run = common.start_run("demo", cfg)
+    train = ArrayBatches(x, y, batch_size=8, seed=0)
+    model = tiny_model()
+    history = common.fit(model, train, (x, y), cfg, run)
+    written = run.history.read_bytes()
+    best = model.get_weights()
+
+    fits = []
+
+    class CountFits(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            fits.append(1)
+
+    again = tiny_model()
+    resumed, run = common.start_run(
+        "demo", Small(runs_dir=str(tmp_path), resume="latest")
+    )
+    counting = [CountFits()]
+    assert common.fit(again, train, (x, y), resumed, run, extra_callbacks=counting) == (
+        history
+    )
+    assert fits == [] and run.history.read_bytes() == written
+    for got, want in zip(again.get_weights(), best):
+        np.testing.assert_array_equal(got, want)
