@@ -27,6 +27,7 @@ import numpy as np
 import keras_lstm
 from tasks import common
 from tasks.common import TrainConfig, option
+from tasks.common.checks import check_tensorboard
 from tasks.long_range import report
 from tasks.long_range.adding import AddingBatches, adding_problem
 
@@ -329,7 +330,8 @@ def write_report(config: LongRangeConfig, run, results: list[dict], seconds: flo
     }
     common.save_metrics(run, metrics)
     table = report.results_table(results, config)
-    (run.path / "results.md").write_text(table + "\n")
+    with common.atomic_path(run.path / "results.md") as tmp:
+        tmp.write_text(table + "\n")
     report.plot_curves(results, config, run.path / "val_mse.png")
     if config.gradient_length:
         report.plot_gradient_flow(results, config.gradient_length, run.path)
@@ -347,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return sentiment_gates.main(argv[1:])
     config = common.parse(LongRangeConfig, argv, description=__doc__)
     try:
+        check_tensorboard(config)
         config, run = common.start_run(TASK, config)
     except common.ConfigError as error:
         sys.exit(f"error: {error}")

@@ -13,6 +13,7 @@ import io
 import numpy as np
 
 from tasks.common.bundled import read_bundled
+from tasks.common.datasets import tfds_load
 
 Splits = dict[str, tuple[list[str], np.ndarray]]
 SPLITS = ("train", "validation", "test")
@@ -53,27 +54,33 @@ def stratified_holdout(
     return np.setdiff1d(np.arange(len(labels)), held), held
 
 
-def load_imdb(seed: int, validation_fraction: float = 0.1) -> Splits:
+def load_imdb(
+    seed: int, validation_fraction: float = 0.1, data_dir: str | None = None
+) -> Splits:
     """IMDB reviews via `tfds.load("imdb_reviews")`; validation held out of train.
 
-    Downloads on first use (about 80 MB) into the TFDS data directory.
+    Downloads on first use (about 80 MB) into the TFDS data directory
+    (`data_dir`, default tfds' own); offline and not there, raises
+    `DatasetError` at once (`tasks.common.datasets.tfds_load`).
     """
     import tensorflow_datasets as tfds
 
-    def to_lists(split: str) -> tuple[list[str], np.ndarray]:
-        dataset = tfds.load("imdb_reviews", split=split, as_supervised=True)
+    def to_lists(dataset) -> tuple[list[str], np.ndarray]:
         texts, labels = [], []
         for text, label in tfds.as_numpy(dataset):
             texts.append(text.decode("utf-8"))
             labels.append(float(label))
         return texts, np.array(labels, dtype="float32")
 
-    texts, labels = to_lists("train")
+    train, test = tfds_load(
+        "imdb_reviews", ["train", "test"], data_dir, as_supervised=True
+    )
+    texts, labels = to_lists(train)
     kept, held = stratified_holdout(labels, validation_fraction, seed)
     return {
         "train": ([texts[i] for i in kept], labels[kept]),
         "validation": ([texts[i] for i in held], labels[held]),
-        "test": to_lists("test"),
+        "test": to_lists(test),
     }
 
 

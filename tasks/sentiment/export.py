@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from tasks.common import atomic_dir
+from tasks.common.float32 import float32_copy
 from tasks.sentiment import text
 
 # Edge cases the exported model must agree on, beyond ordinary reviews.
@@ -58,7 +59,13 @@ def _write_into(folder: Path, model, vocabulary, length) -> dict:
         "keras_reload_max_abs_diff": float(np.max(np.abs(got - expected))),
     }
     if keras.backend.backend() == "tensorflow":
-        report.update(_write_tensorflow_exports(folder, model, vocabulary, length))
+        # The SavedModel and .tflite compute in float32 (TFLite's recurrent ops
+        # do): from a float32 copy when the model was trained mixed precision.
+        served = float32_copy(model)
+        if served is not model:
+            report["exported_float32_copy_of"] = model.dtype_policy.name
+            expected = np.asarray(served.predict(ids, verbose=0)).reshape(-1)
+        report.update(_write_tensorflow_exports(folder, served, vocabulary, length))
         report["saved_model_vs_python_tokenizer_max_abs_diff"] = _serve_texts(
             folder / "saved_model", texts, expected
         )

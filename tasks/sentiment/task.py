@@ -24,6 +24,8 @@ import numpy as np
 from tasks import common
 from tasks.common import ArrayBatches, TrainConfig, option
 from tasks.common.bundled import BundledDataError
+from tasks.common.checks import check_tensorboard
+from tasks.common.datasets import DatasetError
 from tasks.sentiment import data, text
 
 TASK = "sentiment"
@@ -147,6 +149,7 @@ def build_model(
 
 def train(config: SentimentConfig, extra_callbacks: Sequence = ()):
     """Trains, evaluates and exports; returns (model, run folder, metrics)."""
+    check_tensorboard(config)  # before a run folder or an epoch
     strategy = common.strategy_for(config)  # before any other TensorFlow work
     config, run = common.start_run(TASK, config)
     common.seed_everything(config.seed)
@@ -168,7 +171,7 @@ def train(config: SentimentConfig, extra_callbacks: Sequence = ()):
         model = build_model(
             config, len(prepared.vocabulary), prepared.length, len(batches["train"])
         )
-    (run.path / "vocabulary.json").write_text(json.dumps(prepared.vocabulary))
+    common.write_json(run.path / "vocabulary.json", prepared.vocabulary)
     model.summary(print_fn=lambda line, **_: print(line))
 
     start = time.perf_counter()
@@ -285,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = common.parse(SentimentConfig, argv, description=__doc__)
     try:
         _, run, metrics = train(config)
-    except (common.ConfigError, BundledDataError) as error:
+    except (common.ConfigError, BundledDataError, DatasetError) as error:
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")
     print(

@@ -22,6 +22,7 @@ import numpy as np
 
 from tasks.common.bundled import read_bundled
 from tasks.common.config import ConfigError
+from tasks.common.datasets import tfds_load
 
 CORPUS = "shakespeare.json.bz2"
 DATASETS = ("shakespeare", "tiny_shakespeare")
@@ -97,17 +98,18 @@ def split_works(
     return texts, names
 
 
-def load_tiny_shakespeare() -> dict[str, str]:
+def load_tiny_shakespeare(data_dir: str | None = None) -> dict[str, str]:
     """Tiny Shakespeare (Karpathy's 1.1 M characters) via `tfds.load`.
 
     Its splits are tfds' own contiguous slices of one text. Downloads on first
-    use into the TFDS data directory.
+    use into the TFDS data directory (`data_dir`, default tfds' own); offline
+    and not there, raises `DatasetError` at once
+    (`tasks.common.datasets.tfds_load`).
     """
     import tensorflow_datasets as tfds
 
     texts = {}
-    for split in SPLITS:
-        dataset = tfds.load("tiny_shakespeare", split=split)
+    for split, dataset in zip(SPLITS, tfds_load("tiny_shakespeare", SPLITS, data_dir)):
         parts = [row["text"].decode("utf-8") for row in tfds.as_numpy(dataset)]
         texts[split] = "".join(parts)
     return texts

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -31,7 +30,9 @@ import numpy as np
 from tasks import common
 from tasks.common import TrainConfig, option
 from tasks.common.bundled import BundledDataError
+from tasks.common.checks import check_tensorboard
 from tasks.common.config import new_default
+from tasks.common.datasets import DatasetError
 from tasks.text_generation import data, sampling
 
 TASK = "text_generation"
@@ -172,6 +173,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
     """Trains, evaluates and exports; returns (model, run folder, metrics)."""
+    check_tensorboard(config)  # before a run folder or an epoch
     strategy = common.strategy_for(config)  # before any other TensorFlow work
     config, run = common.start_run(TASK, config)
     common.seed_everything(config.seed)
@@ -190,7 +192,7 @@ def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
     scope = strategy.scope() if strategy else contextlib.nullcontext()
     with scope:
         model = build_model(config, len(prepared.vocabulary))
-    (run.path / "vocabulary.json").write_text(json.dumps(prepared.vocabulary))
+    common.write_json(run.path / "vocabulary.json", prepared.vocabulary)
     model.summary(print_fn=lambda line, **_: print(line))
 
     budget = TimeBudget(config.max_minutes)
@@ -338,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = common.parse(TextGenerationConfig, argv, description=__doc__)
     try:
         _, run, metrics = train(config)
-    except (common.ConfigError, BundledDataError) as error:
+    except (common.ConfigError, BundledDataError, DatasetError) as error:
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")
     for split in ("validation", "test"):

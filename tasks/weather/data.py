@@ -22,12 +22,15 @@ import csv
 import dataclasses
 import gzip
 import io
+import os
+import zipfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from tasks.common.bundled import read_bundled
+from tasks.common.datasets import DatasetError
 
 BUNDLED = "nyc_weather_2013.csv.gz"
 FEATURES = [
@@ -175,20 +178,53 @@ JENA_COLUMNS = {  # our name: Jena column (wind is turned into vectors below)
 JENA_FEATURES = [*JENA_COLUMNS, "wind_u_ms", "wind_v_ms", "gust_u_ms", "gust_v_ms"]
 
 
-def jena_csv_path() -> Path:
-    """Downloads (once) and unpacks the Jena CSV with `keras.utils.get_file`.
+JENA_CSV = "jena_climate_2009_2016.csv"
+JENA_NEEDED = [  # the columns load_jena reads
+    "Date Time", *JENA_COLUMNS.values(), "wv (m/s)", "max. wv (m/s)", "wd (deg)"
+]  # fmt: skip
 
-    Keras 3 returns the folder it extracted into; older versions the file.
+
+def keras_home() -> Path:
+    """Keras' cache folder (`$KERAS_HOME`, default ~/.keras)."""
+    return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser()
+
+
+def jena_csv_path() -> Path:
+    """The Jena CSV (or the zip holding it) from Keras' cache, or downloaded
+    (once) and unpacked with `keras.utils.get_file`.
+
+    Found offline in `$KERAS_HOME/datasets`: what `get_file(origin=JENA_URL,
+    extract=True)` leaves there (Keras 3 returns the folder it extracted
+    into; older versions the file), or the plain `jena_climate_2009_2016.csv.zip`
+    that Keras' own Jena tutorial downloads. Raises `DatasetError` (one line:
+    where it looked, how to get the file) when neither is there and the
+    download fails.
     """
     import keras
 
-    path = Path(keras.utils.get_file(origin=JENA_URL, extract=True))
+    zipped = keras_home() / "datasets" / f"{JENA_CSV}.zip"
+    if zipped.is_file():  # the tutorial's file; Keras' layout makes it a folder
+        return zipped
+    try:
+        path = Path(
+            keras.utils.get_file(
+                origin=JENA_URL, extract=True, cache_dir=str(keras_home())
+            )
+        )
+    except Exception as error:  # get_file raises a bare Exception offline
+        why = (str(error).splitlines() or [""])[0][:200]
+        raise DatasetError(
+            f"Jena climate data is not in Keras' cache {zipped.parent} and "
+            f"downloading it failed ({why}): download {JENA_URL} into that "
+            f"folder (keep the name {zipped.name}), or pass --jena-csv PATH to a "
+            f"local {JENA_CSV} or its .zip"
+        ) from error
     if path.is_file() and path.suffix == ".csv":
         return path
     folder = path if path.is_dir() else path.parent
-    found = sorted(folder.glob("**/jena_climate_2009_2016.csv"))
+    found = sorted(folder.glob(f"**/{JENA_CSV}"))
     if not found:
-        raise FileNotFoundError(f"no Jena climate CSV under {path}")
+        raise DatasetError(f"no Jena climate CSV ({JENA_CSV}) under {path}")
     return found[0]
 
 
@@ -196,11 +232,10 @@ def load_jena(path: str | Path | None = None) -> Observations:
     """Jena climate, the on-the-hour rows (as in Chollet's example), one station.
 
     Wind speeds of -9999 (sensor errors) become missing; a repeated hour keeps
-    its first row.
+    its first row. `path`: a Jena CSV or a zip holding one; by default the one
+    in Keras' cache (`jena_csv_path`).
     """
-    path = Path(path) if path else jena_csv_path()
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["Date Time"][14:16] == "00"]
+    rows = _jena_hourly_rows(Path(path) if path else jena_csv_path())
     report = {"jena_hourly_rows": len(rows), "jena_wind_errors_set_missing": 0}
     hours, values, seen = [], [], set()
     for row in rows:
@@ -226,6 +261,33 @@ def load_jena(path: str | Path | None = None) -> Observations:
     observations = to_grid(series, JENA_FEATURES, ["jena"])
     observations.report = {**report, **observations.report}
     return observations
+
+
+def _jena_hourly_rows(path: Path) -> list[dict]:
+    """The on-the-hour rows of a Jena CSV, or of the Jena CSV inside a zip."""
+    if not path.is_file():
+        raise DatasetError(f"Jena climate CSV {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        with open(path, newline="") as f:
+            return _read_jena(f, path)
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if Path(n).name == JENA_CSV]
+        names = names or [n for n in archive.namelist() if n.endswith(".csv")]
+        names = [n for n in names if not n.startswith("__MACOSX")]
+        if not names:
+            raise DatasetError(f"{path}: a zip without {JENA_CSV} (no .csv inside)")
+        with archive.open(names[0]) as raw:
+            return _read_jena(io.TextIOWrapper(raw, "utf-8", newline=""), path)
+
+
+def _read_jena(lines, path: Path) -> list[dict]:
+    reader = csv.DictReader(lines)
+    missing = [c for c in JENA_NEEDED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DatasetError(
+            f"{path} is not a Jena climate CSV: no column {', '.join(missing)}"
+        )
+    return [r for r in reader if r["Date Time"][14:16] == "00"]
 
 
 # Cleaning ------------------------------------------------------------------------

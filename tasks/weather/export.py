@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from tasks import common
+from tasks.common.float32 import float32_copy
 
 
 def write(model: keras.Model, stats: dict, out_dir: Path) -> dict:
@@ -33,8 +34,12 @@ def write(model: keras.Model, stats: dict, out_dir: Path) -> dict:
         if keras.backend.backend() == "tensorflow":
             from keras_lstm import export
 
-            saved = export.export_saved_model(model, folder / "saved_model")
-            lite = export.export_tflite(model, folder / "model.tflite")
+            # In float32 (TFLite's recurrent ops are), also after --mixed-precision.
+            served = float32_copy(model)
+            if served is not model:
+                report["exported_float32_copy_of"] = model.dtype_policy.name
+            saved = export.export_saved_model(served, folder / "saved_model")
+            lite = export.export_tflite(served, folder / "model.tflite")
             report["saved_model_max_abs_diff"] = saved["max_abs_diff"]
             report["tflite_max_abs_diff"] = lite["max_abs_diff"]
             report["tflite_ops"] = sorted(

@@ -31,6 +31,8 @@ import numpy as np
 from tasks import common
 from tasks.common import ArrayBatches, ConfigError, TrainConfig, option
 from tasks.common.bundled import BundledDataError
+from tasks.common.checks import check_tensorboard
+from tasks.common.datasets import DatasetError
 from tasks.weather import baselines, data, plots
 
 TASK = "weather"
@@ -43,6 +45,11 @@ class WeatherConfig(TrainConfig):
     """Weather options; the shared ones come from TrainConfig."""
 
     dataset: str = option("nyc", "training data", choices=data.DATASETS)
+    jena_csv: str = option(
+        "",
+        "with --dataset jena: a local jena_climate_2009_2016.csv (or its .zip) "
+        "instead of Keras' cache or a download",
+    )
     lookback: int = option(72, "hours of history the model reads (>= 24)")
     horizons: str = option("1,6,24", "comma-separated hours ahead to forecast")
     max_gap: int = option(3, "interpolate gaps up to this many hours; longer: drop")
@@ -96,6 +103,10 @@ class WeatherConfig(TrainConfig):
                 "(0, 1) and together below 0.9"
             )
         self.require_rate("dropout", "recurrent_dropout")
+        if self.jena_csv and self.dataset != "jena":
+            raise ConfigError(f"--jena-csv={self.jena_csv!r}: needs --dataset jena")
+        if self.jena_csv and not Path(self.jena_csv).is_file():
+            raise ConfigError(f"--jena-csv={self.jena_csv!r}: no such file")
 
 
 # Data -------------------------------------------------------------------------
@@ -115,7 +126,10 @@ class Prepared:
 
 def load_data(config: WeatherConfig) -> Prepared:
     """Loads, cleans and splits; normalisation statistics from train only."""
-    raw = data.load_nyc() if config.dataset == "nyc" else data.load_jena()
+    if config.dataset == "nyc":
+        raw = data.load_nyc()
+    else:
+        raw = data.load_jena(config.jena_csv or None)
     obs = data.clean(raw, config.max_gap)
     x, names = data.feature_matrix(obs)
     temps = obs.values[:, :, obs.features.index(data.TARGET)]
@@ -240,6 +254,7 @@ def forecast(model: keras.Model, windows, last: np.ndarray, stats: dict) -> np.n
 
 def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
     """Trains, evaluates against the baselines, plots and exports."""
+    check_tensorboard(config)  # before a run folder or an epoch
     strategy = common.strategy_for(config)  # before any other TensorFlow work
     config, run = common.start_run(TASK, config)
     common.seed_everything(config.seed)
@@ -430,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = common.parse(WeatherConfig, argv, description=__doc__)
     try:
         _, run, metrics = train(config)
-    except (ConfigError, BundledDataError) as error:
+    except (ConfigError, BundledDataError, DatasetError) as error:
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")
     print(

@@ -176,6 +176,40 @@ def serve_in_fresh_process(path, texts):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@TF_ONLY
+def test_mixed_precision_model_exports_a_float32_copy(tmp_path):
+    """--mixed-precision: model.keras stays the trained (mixed) model; the
+    SavedModel and .tflite come from a float32 copy of it, which computes what
+    a float32 model built alike with the same weights computes."""
+    from keras_lstm import export as lite
+
+    config = tiny_config(tmp_path, mixed_precision=True, layers=2)
+    vocabulary = ["", "[UNK]", "good", "bad", "film", "very", "dull", "!"]
+    keras.config.set_dtype_policy("mixed_bfloat16")  # as a run sets it
+    model = sentiment.build_model(config, len(vocabulary), 12)
+    keras.config.set_dtype_policy("float32")
+    reference = sentiment.build_model(config, len(vocabulary), 12)
+    reference.set_weights(model.get_weights())
+    keras.config.set_dtype_policy("mixed_bfloat16")  # still set at export time
+
+    report = sentiment.export(model, vocabulary, 12, str(tmp_path / "export"))
+    assert report["exported_float32_copy_of"] == "mixed_bfloat16"
+    assert report["tflite_max_abs_diff"] <= 1e-5
+    assert report["saved_model_vs_python_tokenizer_max_abs_diff"] <= 1e-5
+    saved = keras.saving.load_model(tmp_path / "export" / "model.keras")
+    wrappers = [x for x in saved.layers if isinstance(x, keras.layers.Bidirectional)]
+    policies = [x.forward_layer.dtype_policy.name for x in wrappers]
+    assert policies == ["mixed_bfloat16"] * 2
+    texts = ["very good film !", "dull , dull , bad", ""]
+    ids = text.encode(texts, vocabulary, 12)
+    expected = reference.predict(ids, verbose=0).reshape(-1)
+    run = lite.tflite_runner(tmp_path / "export" / "model.tflite")
+    got = np.concatenate([run(token_ids=ids[i : i + 1])["output_0"] for i in range(3)])
+    np.testing.assert_allclose(got.reshape(-1), expected, atol=1e-5)
+    served = serve_in_fresh_process(tmp_path / "export" / "saved_model", texts)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
 class Killed(Exception):
     pass
 
@@ -234,6 +268,43 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
             assert float(row_a[key]) == pytest.approx(float(row_b[key]), abs=1e-6)
     for key in ("test_accuracy", "test_loss", "best_val_loss"):
         assert whole[key] == pytest.approx(resumed[key], abs=1e-6)
+
+
+def test_tensorboard_logs_every_epoch(tmp_path):
+    """--tensorboard: event files whose epoch losses are history.csv's."""
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+    from tensorboard.util.tensor_util import make_ndarray
+
+    config = tiny_config(
+        tmp_path, tensorboard=True, epochs=2, steps_per_epoch=2, export_dir=""
+    )
+    _, run, _ = sentiment.train(config)
+    history = read_history(run)
+    for folder, column in (("train", "loss"), ("validation", "val_loss")):
+        assert list((run.logs / folder).glob("events.out.tfevents.*")), folder
+        events = EventAccumulator(str(run.logs / folder), {"tensors": 0})
+        events.Reload()
+        logged = [make_ndarray(e.tensor_proto) for e in events.Tensors("epoch_loss")]
+        expected = [float(row[column]) for row in history]
+        np.testing.assert_allclose(logged, expected, rtol=1e-6)
+
+
+def test_tensorboard_missing_stops_before_training(tmp_path, monkeypatch):
+    """Without the tensorboard package, --tensorboard stops at once with one
+    line (it used to train a whole epoch, then raise TBNotInstalledError)."""
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # not importable
+    with pytest.raises(SystemExit) as exit:
+        sentiment.main(
+            ["--tensorboard", "--runs-dir", str(tmp_path / "runs"), "--export-dir", ""]
+            + ["--epochs", "1", "--steps-per-epoch", "1", "--units", "4"]
+        )
+    assert exit.value.code == (
+        "error: --tensorboard: needs the tensorboard package, not installed here: "
+        "`pip install tensorboard`, or run without --tensorboard"
+    )
+    assert not (tmp_path / "runs").exists()
 
 
 # Predict and bad input ------------------------------------------------------------
@@ -319,6 +390,73 @@ def test_imdb_uses_the_real_tfds_loader_offline(tmp_path):
             )
         )
     assert metrics["rows"] == {"train": 36, "validation": 4, "test": 40}
+
+
+def offline(monkeypatch, reachable=False):
+    """No network: connecting fails (or succeeds and the download fails), and
+    tfds' downloader is never reached."""
+    import socket
+    import urllib.request
+
+    import requests
+    import tensorflow_datasets as tfds
+
+    def connect(address, timeout=None):
+        if not reachable:
+            raise OSError(f"[Errno -2] Name or service not known: {address[0]}")
+        return io.BytesIO()  # has close()
+
+    def download_and_prepare(self, *args, **kwargs):
+        if not reachable:
+            raise AssertionError("tried to download although offline")
+        raise requests.exceptions.ConnectionError("Max retries exceeded")
+
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: {})
+    monkeypatch.setattr(socket, "create_connection", connect)
+    monkeypatch.setattr(
+        tfds.core.DatasetBuilder, "download_and_prepare", download_and_prepare
+    )
+
+
+@TF_ONLY
+@pytest.mark.parametrize("reachable", [False, True])
+def test_imdb_not_cached_and_offline_fails_at_once_naming_the_fix(
+    tmp_path, monkeypatch, reachable
+):
+    from tasks.common.datasets import DatasetError
+
+    offline(monkeypatch, reachable)
+    with pytest.raises(DatasetError) as error:
+        data.load_imdb(seed=3, data_dir=str(tmp_path / "tfds"))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"tfds dataset 'imdb_reviews' is not in the TFDS data dir {tmp_path / 'tfds'}"
+    )
+    why = "ConnectionError: Max retries" if reachable else "ai.stanford.edu:80"
+    assert why in message
+    assert "tfds.builder('imdb_reviews').download_and_prepare()" in message
+
+
+@TF_ONLY
+def test_imdb_offline_from_the_command_line_is_one_line(tmp_path, monkeypatch):
+    from tasks.common import datasets
+
+    offline(monkeypatch)
+    load = datasets.tfds_load
+    monkeypatch.setattr(
+        data,
+        "tfds_load",
+        lambda name, splits, data_dir=None, **kw: load(
+            name, splits, str(tmp_path / "tfds"), **kw
+        ),
+    )
+    with pytest.raises(SystemExit) as exit:
+        sentiment.main(
+            ["--dataset", "imdb", "--runs-dir", str(tmp_path), "--export-dir", ""]
+        )
+    assert str(exit.value.code).startswith("error: tfds dataset 'imdb_reviews'")
+    assert "\n" not in str(exit.value.code)
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean"])

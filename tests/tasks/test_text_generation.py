@@ -332,6 +332,33 @@ def test_tiny_shakespeare_uses_the_real_tfds_loader_offline(tmp_path):
     assert metrics["characters"] == {s: len(texts[s]) for s in data.SPLITS}
 
 
+@TF_ONLY
+def test_tiny_shakespeare_not_cached_and_offline_fails_at_once(tmp_path, monkeypatch):
+    import socket
+    import urllib.request
+
+    import tensorflow_datasets as tfds
+
+    from tasks.common.datasets import DatasetError
+
+    def no_network(address, timeout=None):
+        raise OSError(f"[Errno -2] Name or service not known: {address[0]}")
+
+    def no_download(self, *args, **kwargs):
+        raise AssertionError("tried to download although offline")
+
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: {})
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
+    with pytest.raises(DatasetError) as error:
+        data.load_tiny_shakespeare(data_dir=str(tmp_path))
+    assert str(error.value).startswith(
+        f"tfds dataset 'tiny_shakespeare' is not in the TFDS data dir {tmp_path} "
+        "and cannot be downloaded (cannot connect to raw.githubusercontent.com:443"
+    )
+    assert "\n" not in str(error.value)
+
+
 # Bad input on the command line ------------------------------------------------------
 
 

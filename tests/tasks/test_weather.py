@@ -1,6 +1,7 @@
 """The weather task: cleaning, splits, baselines, a tiny end-to-end run, predict."""
 
 import csv
+import dataclasses
 import gzip
 import io
 import math
@@ -8,14 +9,17 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from tasks import common
 from tasks.common import ConfigError
 from tasks.common.bundled import DATA_DIR
+from tasks.common.datasets import DatasetError
 from tasks.weather import baselines, data
 from tasks.weather import task as weather
 
@@ -242,6 +246,11 @@ def test_linear_baseline_matches_least_squares():
         ({"test_fraction": 0.9}, "--test-fraction=0.9"),
         ({"recurrent_dropout": 1.0}, "--recurrent-dropout=1.0: must be in [0, 1)"),
         ({"dropout": -0.1}, "--dropout=-0.1: must be in [0, 1)"),
+        ({"jena_csv": "j.csv"}, "--jena-csv='j.csv': needs --dataset jena"),
+        (
+            {"jena_csv": "/no/such.csv", "dataset": "jena"},
+            "--jena-csv='/no/such.csv': no such file",
+        ),
     ],
 )
 def test_bad_options_name_the_flag(tmp_path, overrides, message):
@@ -328,6 +337,44 @@ def test_resuming_a_finished_ensemble_reuses_its_members(trained):
     assert metrics_again["members"] == metrics["members"]
     for name, maes in metrics["test_mae"].items():
         assert metrics_again["test_mae"][name] == pytest.approx(maes, abs=1e-6)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF export")
+def test_mixed_precision_ensemble_exports_a_float32_copy(tmp_path):
+    """--mixed-precision: model.keras stays the trained (mixed) ensemble; the
+    SavedModel and .tflite come from a float32 copy, which computes what a
+    float32 ensemble built alike with the same weights computes."""
+    import tensorflow as tf
+
+    from keras_lstm import export as lite
+
+    config = tiny_config(tmp_path, members=2, recurrent_dropout=0.0)
+    stats = {"lookback": config.lookback, "inputs": [f"x{i}" for i in range(5)]}
+
+    def build():
+        members = [weather.build_model(config, 5, 3, f"member_{k + 1}") for k in (0, 1)]
+        return weather.ensemble(members)
+
+    keras.config.set_dtype_policy("mixed_bfloat16")  # as a run sets it
+    model = build()
+    keras.config.set_dtype_policy("float32")
+    reference = build()
+    reference.set_weights(model.get_weights())
+    keras.config.set_dtype_policy("mixed_bfloat16")  # still set at export time
+
+    report = weather.export(model, stats, str(tmp_path / "export"))
+    assert report["exported_float32_copy_of"] == "mixed_bfloat16"
+    assert report["tflite_max_abs_diff"] <= 1e-5
+    saved = keras.saving.load_model(tmp_path / "export" / "model.keras")
+    recurrent = saved.get_layer("member_1").layers[1]
+    assert recurrent.dtype_policy.name == "mixed_bfloat16"
+    windows = np.random.default_rng(5).normal(size=(1, 24, 5)).astype("float32")
+    expected = reference.predict(windows, verbose=0)
+    run = lite.tflite_runner(tmp_path / "export" / "model.tflite")
+    np.testing.assert_allclose(run(window=windows)["output_0"], expected, atol=1e-5)
+    serve = tf.saved_model.load(str(tmp_path / "export" / "saved_model"))
+    got = serve.signatures["serving_default"](window=tf.constant(windows))
+    np.testing.assert_allclose(got["output_0"].numpy(), expected, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -463,13 +510,14 @@ def test_jena_loader_reads_the_extracted_folder(tmp_path, monkeypatch):
     write_jena(folder, days=20)
     calls = []
 
-    def get_file(origin, extract):  # Keras 3 returns the extracted folder
-        calls.append((origin, extract))
+    def get_file(origin, extract, cache_dir):  # Keras 3 returns the extracted folder
+        calls.append((origin, extract, cache_dir))
         return str(folder)
 
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setattr(keras.utils, "get_file", get_file)
     obs = data.load_jena()
-    assert calls == [(data.JENA_URL, True)]
+    assert calls == [(data.JENA_URL, True, str(tmp_path / "keras_home"))]
     assert obs.stations == ["jena"] and obs.features == data.JENA_FEATURES
     assert len(obs.hours) == 20 * 24  # 01:00 on day 1 to 00:00 on day 21
     assert obs.report["jena_wind_errors_set_missing"] == 2  # wv and max. wv, 12:00
@@ -481,6 +529,70 @@ def test_jena_loader_reads_the_extracted_folder(tmp_path, monkeypatch):
     # wind and gust u, v at 12:00 on day 1
     assert metrics["data"]["values_interpolated_gaps_up_to_3h"] == 4
     assert set(metrics["test_mae"]["linear"]) == {"1", "6"}
+
+
+def no_download(monkeypatch, tmp_path):
+    """An empty Keras cache and no network: get_file fails as Keras' does."""
+
+    def get_file(origin, **kwargs):
+        raise Exception(
+            f"URL fetch failure on {origin}: None -- [Errno -2] Name or service "
+            "not known"
+        )
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+
+
+def test_jena_reads_the_tutorials_zip_in_the_keras_cache_offline(tmp_path, monkeypatch):
+    """~/.keras/datasets/jena_climate_2009_2016.csv.zip, the file Keras' own
+    Jena tutorial downloads, is read as it is: no download, same data as the
+    CSV inside it."""
+    csv_path = write_jena(tmp_path / "source", days=3)
+    no_download(monkeypatch, tmp_path)
+    cache = tmp_path / "keras_home" / "datasets"
+    cache.mkdir(parents=True)
+    with zipfile.ZipFile(cache / "jena_climate_2009_2016.csv.zip", "w") as archive:
+        archive.write(csv_path, "jena_climate_2009_2016.csv")
+    from_zip, from_csv = data.load_jena(), data.load_jena(csv_path)
+    np.testing.assert_array_equal(from_zip.hours, from_csv.hours)
+    np.testing.assert_array_equal(from_zip.values, from_csv.values)
+    assert len(from_csv.hours) == 3 * 24 and from_zip.report == from_csv.report
+
+
+def test_jena_not_cached_and_offline_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    no_download(monkeypatch, tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        weather.main(["--dataset", "jena", "--runs-dir", str(tmp_path / "runs")])
+    message = str(exit.value.code)
+    cache = tmp_path / "keras_home" / "datasets"
+    assert message.startswith(
+        f"error: Jena climate data is not in Keras' cache {cache} and downloading "
+        f"it failed (URL fetch failure on {data.JENA_URL}: None -- [Errno -2] "
+    )
+    assert "--jena-csv PATH" in message and "\n" not in message
+
+
+def test_jena_csv_option_reads_a_local_file_or_zip(tmp_path, monkeypatch):
+    csv_path = write_jena(tmp_path / "source", days=20)
+    with zipfile.ZipFile(tmp_path / "jena.zip", "w") as archive:
+        archive.write(csv_path, "some/folder/jena_climate_2009_2016.csv")
+    no_download(monkeypatch, tmp_path)
+    argv = ["--dataset", "jena", "--jena-csv", str(csv_path), "--lookback", "24"]
+    config = common.parse(weather.WeatherConfig, argv)
+    assert config.jena_csv == str(csv_path)
+    expected = weather.load_data(config)
+    assert expected.report["jena_hourly_rows"] == 20 * 24
+    zipped = weather.load_data(
+        dataclasses.replace(config, jena_csv=str(tmp_path / "jena.zip"))
+    )
+    np.testing.assert_array_equal(zipped.x, expected.x)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(csv_path.read_text().replace('"wd (deg)"', '"wind dir"'))
+    message = r"bad.csv is not a Jena climate CSV: no column wd \(deg\)$"
+    with pytest.raises(DatasetError, match=message):
+        data.load_jena(bad)
 
 
 def test_cosine_schedule_spans_every_training_step(tmp_path):
