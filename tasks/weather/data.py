@@ -86,8 +86,9 @@ def read_long_csv(
 ) -> Series:
     """Rows `time_utc,station,<features>` -> per-station hours and values.
 
-    Raises ValueError naming the problem: a missing column, a timestamp that
-    does not parse, a non-numeric value, an empty or NaN value (unless
+    Raises ValueError naming the problem: a missing column, a row with more
+    or fewer fields than the header, an empty station, a timestamp that does
+    not parse, a non-numeric value, an empty or NaN value (unless
     `allow_missing`), or timestamps of a station out of order or repeated.
     """
     reader = csv.DictReader(lines)
@@ -98,6 +99,13 @@ def read_long_csv(
     hours: dict[str, list[int]] = {}
     values: dict[str, list[list[float]]] = {}
     for line, row in enumerate(reader, start=2):
+        if None in row or None in row.values():  # csv's markers for both
+            raise ValueError(
+                f"line {line}: {'more' if None in row else 'fewer'} fields than "
+                f"the header's {len(reader.fieldnames)}"
+            )
+        if not row["station"].strip():
+            raise ValueError(f"line {line}: station is empty")
         try:
             hour = parse_hour(row["time_utc"])
         except ValueError:

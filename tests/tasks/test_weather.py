@@ -133,6 +133,13 @@ def test_reading_rejects_bad_files():
     later = good[1].replace("00:00", "05:00")
     with pytest.raises(ValueError, match="line 3: .*EWR are not sorted"):
         data.read_long_csv([HEADER, later, good[1]], data.FEATURES)
+    more = f"line 2: more fields than the header's {len(data.FEATURES) + 2}"
+    with pytest.raises(ValueError, match=more):
+        data.read_long_csv([HEADER, good[1] + ",7"], data.FEATURES)
+    with pytest.raises(ValueError, match="line 2: fewer fields than the header's"):
+        data.read_long_csv([HEADER, good[1].rsplit(",", 2)[0]], data.FEATURES)
+    with pytest.raises(ValueError, match="line 2: station is empty"):
+        data.read_long_csv([HEADER, good[1].replace(",EWR", ",")], data.FEATURES)
 
 
 # Splits, windows and normalisation -------------------------------------------------
