@@ -134,12 +134,21 @@ def _input_specs(model, input_signature) -> list[tf.TensorSpec]:
 def _static_specs(specs, batch_size: int | None, max_length: int | None):
     """TFLite needs static shapes: a variable batch axis -> `batch_size` (1 by
     default), a variable time axis (axis 1) -> `max_length`. Static axes stay;
-    a `batch_size` or `max_length` that contradicts them is an error."""
+    a `batch_size` that contradicts them is an error, and so is a
+    `max_length` where no input has a variable time axis and none has that
+    many steps."""
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise ValueError(f"max_length must be a positive int; received {max_length!r}.")
     variable_time = any(len(s.shape) >= 2 and s.shape[1] is None for s in specs)
+    static_steps = [s.shape[1] for s in specs if len(s.shape) >= 2]
+    if max_length and not variable_time and max_length not in static_steps:
+        first = next(s for s in specs if len(s.shape) >= 2)
+        raise ValueError(
+            f"Input '{first.name}' has {first.shape[1]} timesteps but "
+            f"max_length={max_length} (and no input has a variable time axis)."
+        )
     out = []
     for spec in specs:
         shape = list(spec.shape)
@@ -158,12 +167,6 @@ def _static_specs(specs, batch_size: int | None, max_length: int | None):
                         "pass max_length=N (callers pad their sequences to N steps)."
                     )
                 shape[1] = max_length
-            elif max_length and not variable_time and shape[1] != max_length:
-                # max_length names no variable axis: it contradicts this one.
-                raise ValueError(
-                    f"Input '{spec.name}' has {shape[1]} timesteps but "
-                    f"max_length={max_length}."
-                )
         if any(d is None for d in shape):
             raise ValueError(
                 f"Input '{spec.name}' shape {spec.shape} has unknown dimensions "
@@ -455,9 +458,10 @@ def tflite_runner(
     Returns:
         `run(**inputs) -> {"output_0": array, ...}`, inputs named as in the
         export's input signature, each of exactly the exported shape (pad
-        sequences to `max_length` yourself). Integer and float inputs are cast
-        within their kind (int64 ids -> int32); a missing or unknown name, a
-        wrong shape or dtype raises `ValueError` naming the input.
+        sequences to `max_length` yourself). Inputs are cast as numpy's
+        "same_kind" rule allows (int64 ids -> int32, float64 -> float32);
+        a missing or unknown name, a wrong shape or dtype, or a value out of
+        range raises `ValueError` naming the input.
 
     Example:
 

@@ -153,9 +153,10 @@ def model_inputs(model, tensors):
 
 def conform(array, name: str, shape, dtype, what: str, any_rows: bool = False):
     """`array` as the export's input `name` of `shape` (None: any size) and
-    `dtype` takes it, or a ValueError that says what differs. Integers and
-    floats are cast within their kind (int64 ids -> int32, float64 ->
-    float32), never across it; `any_rows` accepts any number of rows."""
+    `dtype` takes it, or a ValueError that says what differs. Casts follow
+    numpy's "same_kind" rule (int64 ids -> int32, float64 -> float32, ints
+    or bools -> floats; never floats -> ints), and a value the target cannot
+    hold is an error; `any_rows` accepts any number of rows."""
     array = np.asarray(array)
     shape = tuple(shape)
     wrong = array.ndim != len(shape) or any(
@@ -187,7 +188,12 @@ def conform(array, name: str, shape, dtype, what: str, any_rows: bool = False):
                 f"{what} for input '{name}' has values outside {target}'s range "
                 f"[{info.min}, {info.max}]."
             )
-    return array.astype(target)
+    cast = array.astype(target)
+    if target.kind == "f" and np.isinf(cast).sum() > np.isinf(array).sum():
+        raise ValueError(
+            f"{what} for input '{name}' has values beyond {target}'s range."
+        )
+    return cast
 
 
 def flat_numpy(outputs) -> list[np.ndarray]:

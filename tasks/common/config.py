@@ -173,10 +173,19 @@ def parse(
     argv: Sequence[str] | None = None,
     description: str = "",
 ) -> Config:
-    """Parses `argv` into a validated `config_class`; bad values exit(2) cleanly."""
+    """Parses `argv` into a validated `config_class`; bad values exit(2) cleanly.
+
+    The result's `given_options` names the options typed on the command line
+    (what `--resume` compares with a run's saved options).
+    """
     parser = build_parser(config_class, description)
     namespace = parser.parse_args(argv)
     try:
-        return from_namespace(config_class, namespace)
+        config = from_namespace(config_class, namespace)
     except ValueError as error:
         parser.error(str(error))
+    typed = build_parser(config_class)
+    for action in typed._actions:  # options left out stay out of the result
+        action.default = argparse.SUPPRESS
+    config.given_options = frozenset(vars(typed.parse_args(argv)))
+    return config

@@ -116,11 +116,15 @@ def check_export_dir(path: str | os.PathLike) -> Path:
         raise ConfigError(f"--export-dir={str(path)!r}: {final} is a file")
     names = {p.name for p in final.iterdir()} if final.is_dir() else set()
     if names and ("model.keras" not in names or names - EXPORT_NAMES):
-        other = sorted(names - EXPORT_NAMES)[:3] or sorted(names)[:3]
+        other = ", ".join(sorted(names - EXPORT_NAMES)[:3] or sorted(names)[:3])
+        what = (
+            f"an earlier export plus other files ({other})"
+            if "model.keras" in names
+            else f"not an earlier export (it holds {other})"
+        )
         raise ConfigError(
-            f"--export-dir={str(path)!r}: {final} is not an earlier export (it "
-            f"holds {', '.join(other)}), and the export replaces the whole "
-            "folder; give a new one, e.g. saved_models/<task>"
+            f"--export-dir={str(path)!r}: {final} is {what}, and the export "
+            "replaces the whole folder; give a new one, e.g. saved_models/<task>"
         )
     return final
 

@@ -19,6 +19,7 @@ import numpy as np
 
 import keras_lstm
 from tasks.common import multi_worker
+from tasks.common.checks import check_tensorboard
 from tasks.common.config import ConfigError, TrainConfig
 from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
 from tasks.common.plots import plot_history, read_history
@@ -173,16 +174,19 @@ def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
     """A new run folder with config.json, or the run `--resume` names.
 
     A resumed run reuses its saved config (the same hyperparameters), so it
-    continues the same experiment: an option given now that differs from the
-    saved one raises ConfigError, except the `SESSION_OPTIONS` (an export
-    folder, say), which then apply. A task's `export_dir` is checked here,
-    before any training (`check_export_dir`).
+    continues the same experiment: an option given now (typed on the command
+    line: `config.given_options`; else one that differs from its default)
+    that differs from the saved one raises ConfigError, except the
+    `SESSION_OPTIONS` (an export folder, say), which then apply. The config
+    that will run is then checked before any training: its `export_dir`
+    (`check_export_dir`) and `--tensorboard` (`check_tensorboard`).
     """
     if config.resume:
         run = find_run(config.runs_dir, task, config.resume)
         config = _resumed_config(config, run)
     else:
         run = None
+    check_tensorboard(config)
     export_dir = getattr(config, "export_dir", "")
     if export_dir:
         check_export_dir(export_dir)
@@ -201,11 +205,10 @@ def _resumed_config(config: TrainConfig, run: RunFolder) -> TrainConfig:
             f"--resume={config.resume!r}: {run.path} is not a run of this task "
             f"(its config has {', '.join(foreign[:3])}, which this task lacks)"
         )
-    given = {
-        name: getattr(config, name)
-        for name, field in fields.items()
-        if name in saved and getattr(config, name) != field.default
-    }
+    typed = getattr(config, "given_options", None)
+    if typed is None:  # built in Python: the options that differ from defaults
+        typed = {n for n, f in fields.items() if getattr(config, n) != f.default}
+    given = {name: getattr(config, name) for name in typed if name in saved}
     for name, value in given.items():
         if name not in SESSION_OPTIONS and value != saved[name]:
             raise ConfigError(

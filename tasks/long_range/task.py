@@ -27,7 +27,6 @@ import numpy as np
 import keras_lstm
 from tasks import common
 from tasks.common import TrainConfig, option
-from tasks.common.checks import check_tensorboard
 from tasks.long_range import report
 from tasks.long_range.adding import AddingBatches, adding_problem
 
@@ -349,7 +348,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         return sentiment_gates.main(argv[1:])
     config = common.parse(LongRangeConfig, argv, description=__doc__)
     try:
-        check_tensorboard(config)
         config, run = common.start_run(TASK, config)
     except common.ConfigError as error:
         sys.exit(f"error: {error}")

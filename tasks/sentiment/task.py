@@ -24,7 +24,6 @@ import numpy as np
 from tasks import common
 from tasks.common import ArrayBatches, TrainConfig, option
 from tasks.common.bundled import BundledDataError
-from tasks.common.checks import check_tensorboard
 from tasks.common.datasets import DatasetError
 from tasks.sentiment import data, text
 
@@ -149,9 +148,8 @@ def build_model(
 
 def train(config: SentimentConfig, extra_callbacks: Sequence = ()):
     """Trains, evaluates and exports; returns (model, run folder, metrics)."""
-    check_tensorboard(config)  # before a run folder or an epoch
+    config, run = common.start_run(TASK, config)  # a resumed run's saved config
     strategy = common.strategy_for(config)  # before any other TensorFlow work
-    config, run = common.start_run(TASK, config)
     common.seed_everything(config.seed)
     policy = common.set_precision(config.mixed_precision)
     prepared = load_data(config)

@@ -30,7 +30,6 @@ import numpy as np
 from tasks import common
 from tasks.common import TrainConfig, option
 from tasks.common.bundled import BundledDataError
-from tasks.common.checks import check_tensorboard
 from tasks.common.config import new_default
 from tasks.common.datasets import DatasetError
 from tasks.text_generation import data, sampling
@@ -173,9 +172,8 @@ class TimeBudget(keras.callbacks.Callback):
 
 def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
     """Trains, evaluates and exports; returns (model, run folder, metrics)."""
-    check_tensorboard(config)  # before a run folder or an epoch
+    config, run = common.start_run(TASK, config)  # a resumed run's saved config
     strategy = common.strategy_for(config)  # before any other TensorFlow work
-    config, run = common.start_run(TASK, config)
     common.seed_everything(config.seed)
     policy = common.set_precision(config.mixed_precision)
     prepared = load_data(config)

@@ -98,7 +98,8 @@ def read_long_csv(
         raise ValueError(f"missing column(s): {', '.join(absent)}")
     hours: dict[str, list[int]] = {}
     values: dict[str, list[list[float]]] = {}
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # in the file, blank lines counted
         if None in row or None in row.values():  # csv's markers for both
             raise ValueError(
                 f"line {line}: {'more' if None in row else 'fewer'} fields than "

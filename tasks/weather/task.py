@@ -31,7 +31,6 @@ import numpy as np
 from tasks import common
 from tasks.common import ArrayBatches, ConfigError, TrainConfig, option
 from tasks.common.bundled import BundledDataError
-from tasks.common.checks import check_tensorboard
 from tasks.common.datasets import DatasetError
 from tasks.weather import baselines, data, plots
 
@@ -254,9 +253,8 @@ def forecast(model: keras.Model, windows, last: np.ndarray, stats: dict) -> np.n
 
 def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
     """Trains, evaluates against the baselines, plots and exports."""
-    check_tensorboard(config)  # before a run folder or an epoch
+    config, run = common.start_run(TASK, config)  # a resumed run's saved config
     strategy = common.strategy_for(config)  # before any other TensorFlow work
-    config, run = common.start_run(TASK, config)
     common.seed_everything(config.seed)
     policy = common.set_precision(config.mixed_precision)
     prepared = load_data(config)

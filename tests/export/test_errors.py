@@ -198,6 +198,14 @@ def test_max_length_applies_to_variable_time_axes_only(tmp_path):
     }
     got = h.litert_outputs(tmp_path / "m.tflite", rows)
     assert h.max_diff(got, h.keras_out(model, rows["seq"], rows["aux"])) <= h.ATOL
+    # All static: max_length must name some input's steps (it names none here).
+    seq = keras.Input((8, 3), name="seq")
+    out = keras.layers.Concatenate()([keras_lstm.LSTM(4)(seq), aux])
+    model = h.randomize(keras.Model([seq, aux], out))
+    with pytest.raises(ValueError, match="'seq' has 8 timesteps but max_length=9"):
+        export.export_tflite(model, tmp_path / "s.tflite", max_length=9)
+    report = export.export_tflite(model, tmp_path / "s.tflite", max_length=8)
+    assert [i["shape"] for i in report["inputs"]] == [[1, 8, 3], [1, 5]]
 
 
 def test_verify_inputs_are_checked_against_the_signature(tmp_path):
@@ -209,6 +217,11 @@ def test_verify_inputs_are_checked_against_the_signature(tmp_path):
     with pytest.raises(ValueError, match="'ids' has dtype float64.*int32"):
         export.export_tflite(
             model, tmp_path / "m.tflite", max_length=4, verify_inputs=np.ones((2, 4))
+        )
+    floats = h.randomize(keras.Sequential([keras.Input((4, 2)), keras_lstm.GRU(3)]))
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        export.export_saved_model(
+            floats, tmp_path / "s", verify_inputs=np.full((1, 4, 2), 1e300)
         )
     with pytest.raises(ValueError, match="outside int32's range"):
         export.export_saved_model(

@@ -248,7 +248,7 @@ def test_export_dir_must_be_new_empty_or_an_earlier_export(tmp_path):
     assert sorted(p.name for p in earlier.iterdir()) == ["model.keras", "saved_model"]
     # Something added meanwhile (a user's file) stops the swap, the folder kept.
     (earlier / "notes.txt").write_text("keep")
-    with pytest.raises(common.ConfigError, match="notes.txt"):
+    with pytest.raises(common.ConfigError, match=r"export plus other files \(notes"):
         with runs.atomic_dir(earlier) as folder:
             (folder / "model.keras").write_text("newer")
     assert (earlier / "model.keras").read_text() == "model"
@@ -344,3 +344,28 @@ def test_resuming_a_finished_run_trains_nothing_and_keeps_its_history(tmp_path):
     assert fits == [] and run.history.read_bytes() == written
     for got, want in zip(again.get_weights(), best):
         np.testing.assert_array_equal(got, want)
+
+
+def test_resume_from_the_command_line_compares_typed_options(tmp_path):
+    """Options typed with --resume count even at their default values: a
+    session option goes back to its default, a training option at its default
+    that differs from the saved one is refused."""
+    runs_dir = ["--runs-dir", str(tmp_path)]
+    common.start_run(
+        "demo",
+        common.parse(WithExport, [*runs_dir, "--epochs", "3", "--verbose", "0",
+                                  "--tensorboard", "--export-dir", "out"]),
+    )  # fmt: skip
+    argv = [*runs_dir, "--resume", "latest"]
+    resumed, _ = common.start_run("demo", common.parse(WithExport, argv))
+    assert (resumed.epochs, resumed.verbose, resumed.tensorboard) == (3, "0", True)
+    resumed, _ = common.start_run(
+        "demo",
+        common.parse(WithExport, [*argv, "--verbose", "auto", "--no-tensorboard",
+                                  "--export-dir", ""]),
+    )  # fmt: skip
+    assert (resumed.verbose, resumed.tensorboard, resumed.export_dir) == (
+        "auto", False, ""
+    )  # fmt: skip
+    with pytest.raises(common.ConfigError, match="--epochs=10: .*epochs = 3"):
+        common.start_run("demo", common.parse(WithExport, [*argv, "--epochs", "10"]))

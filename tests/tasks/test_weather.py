@@ -136,6 +136,8 @@ def test_reading_rejects_bad_files():
     more = f"line 2: more fields than the header's {len(data.FEATURES) + 2}"
     with pytest.raises(ValueError, match=more):
         data.read_long_csv([HEADER, good[1] + ",7"], data.FEATURES)
+    with pytest.raises(ValueError, match="line 4: more fields"):  # blank lines count
+        data.read_long_csv([HEADER, "", "", good[1] + ",7"], data.FEATURES)
     with pytest.raises(ValueError, match="line 2: fewer fields than the header's"):
         data.read_long_csv([HEADER, good[1].rsplit(",", 2)[0]], data.FEATURES)
     with pytest.raises(ValueError, match="line 2: station is empty"):
