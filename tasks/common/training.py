@@ -345,6 +345,7 @@ def fit(
         print(f"{run.path}: training finished earlier; using its best.keras")
         if run.checkpoint.exists():
             model.load_weights(str(run.checkpoint))
+        plot_history(run.history, run.path)  # in case it died before the plots
         return read_history(run.history)
     past = _past_history(run, _completed_epochs(run))
     past_values = [float(row[monitor]) for row in past]

@@ -316,7 +316,8 @@ def test_a_failed_checkpoint_save_keeps_the_previous_best(tmp_path, monkeypatch)
 
 def test_resuming_a_finished_run_trains_nothing_and_keeps_its_history(tmp_path):
     """A finished run (no backup left, epochs in history.csv) resumed: fit
-    loads best.keras and returns the saved history; history.csv untouched."""
+    loads best.keras and returns the saved history; history.csv untouched,
+    plots drawn again if they were lost."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(32, 4)), rng.normal(size=(32, 1))
     cfg = Small(epochs=2, runs_dir=str(tmp_path), verbose="0")
@@ -326,6 +327,10 @@ def test_resuming_a_finished_run_trains_nothing_and_keeps_its_history(tmp_path):
     history = common.fit(model, train, (x, y), cfg, run)
     written = run.history.read_bytes()
     best = model.get_weights()
+    plots = sorted(run.path.glob("*.png"))
+    assert plots
+    for plot in plots:  # as if killed between the end of fit and the plots
+        plot.unlink()
 
     fits = []
 
@@ -342,6 +347,7 @@ def test_resuming_a_finished_run_trains_nothing_and_keeps_its_history(tmp_path):
         history
     )
     assert fits == [] and run.history.read_bytes() == written
+    assert sorted(run.path.glob("*.png")) == plots
     for got, want in zip(again.get_weights(), best):
         np.testing.assert_array_equal(got, want)
 
