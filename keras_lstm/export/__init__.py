@@ -328,7 +328,7 @@ def export_saved_model(
     # Elsewhere, without keras_lstm:
     serve = tf.saved_model.load("saved_models/demo/serving").signatures[
         "serving_default"]
-    serve(inputs=tf.constant(ids))["output_0"]
+    serve(inputs=tf.constant(ids, tf.int32))["output_0"]
     ```
     """
     _check_model(model)
