@@ -294,10 +294,15 @@ def ratios(times: dict, a: str, b: str, kind: str) -> dict:
     }
 
 
+TORCH_THREADS = None  # --torch-threads, also passed to the memory children
+
+
 def measure_memory(rnn, shape, name, feed) -> dict:
     """Peak memory of one contender, in a fresh process (see `--memory`)."""
     cmd = [sys.executable, __file__, "--memory-of", rnn, shape, name]
     cmd += ["--batches", str(SHAPES[shape][4]), "--input", feed]
+    if TORCH_THREADS:  # the child sets them as the timed run does
+        cmd += ["--torch-threads", str(TORCH_THREADS)]
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=600, check=True
@@ -322,11 +327,15 @@ def _rss_peak_kib(reset: bool = False):
 
 
 def memory_child(rnn, shape, name, feed) -> None:
-    """Runs in the subprocess: fit + predict once, prints the peaks as JSON.
+    """Runs in the subprocess: fit + predict twice, prints the peaks as JSON.
 
-    Host: the peak RSS during fit + predict minus the RSS before (imports, data
-    and the built model excluded). Device: the allocator's peak (torch CUDA, or
-    JAX's peak_bytes_in_use, which in a fresh process is this contender's)."""
+    Host: the RSS once imports, data and the built model are in (every child
+    loads the active Keras backend, so the torch contender's includes it too:
+    compare growth across frameworks, not peaks), then the peak RSS growth
+    during the first fit + predict (tracing and compiling included) and during
+    a second one (steady state). Device: the allocator's peak over both
+    (torch CUDA, or JAX's peak_bytes_in_use, which in a fresh process is this
+    contender's)."""
     x, y = data(shape)
     contender = make_contender(name, rnn, shape, feed=feed)
     uses_torch = name == "torch" or keras.backend.backend() == "torch"
@@ -335,10 +344,17 @@ def memory_child(rnn, shape, name, feed) -> None:
 
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-    before = _rss_peak_kib(reset=True)
-    contender.train(x, y)
-    contender.infer(x)
-    after = _rss_peak_kib()
+    growth, peaks = [], []
+    start = None
+    for _ in range(2):
+        before = _rss_peak_kib(reset=True)
+        start = before if start is None else start
+        contender.train(x, y)
+        contender.infer(x)
+        after = _rss_peak_kib()
+        growth.append(None if None in (before, after) else (after - before) / 1024)
+        peaks.append(after)
+    after = None if None in peaks else max(peaks)
     device_peak = None
     if uses_torch:
         if torch.cuda.is_available():
@@ -348,15 +364,18 @@ def memory_child(rnn, shape, name, feed) -> None:
 
         stats = jax.devices()[0].memory_stats() or {}
         device_peak = stats.get("peak_bytes_in_use")
-    growth = None if before is None or after is None else (after - before) / 1024
+
+    def mib(value, scale=1.0):
+        return None if value is None else round(value / scale, 1)
+
     print(
         json.dumps(
             {
-                "host_peak_rss_mib": None if after is None else round(after / 1024, 1),
-                "host_rss_growth_mib": None if growth is None else round(growth, 1),
-                "device_peak_mib": None
-                if device_peak is None
-                else round(device_peak / 2**20, 1),
+                "host_rss_start_mib": mib(start, 1024),
+                "host_peak_rss_mib": mib(after, 1024),
+                "host_rss_growth_mib": mib(growth[0]),
+                "host_rss_growth_steady_mib": mib(growth[1]),
+                "device_peak_mib": mib(device_peak, 2**20),
             }
         )
     )
@@ -485,17 +504,33 @@ def markdown(report: dict) -> str:
     if any("memory" in r for r in report["results"]):
         lines += [
             "",
-            "| layer | shape | contender | host peak RSS MiB | host RSS growth "
-            "in fit+predict MiB | device peak MiB |",
-            "|---|---|---|---:|---:|---:|",
+            "Memory, each contender in a fresh process: host RSS once the model "
+            "is built (the active Keras backend's runtime included, for PyTorch "
+            "too), its growth during the first fit + predict (tracing and "
+            "compiling included) and during a second one (steady state), the "
+            "peak RSS, and the device allocator's peak.",
+            "",
+            "| layer | shape | contender | host RSS at start MiB | growth, first "
+            "fit+predict MiB | growth, second MiB | host peak RSS MiB | "
+            "device peak MiB |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for r in report["results"]:
             for name, mem in r.get("memory", {}).items():
+                cells = [
+                    mem.get(key)
+                    for key in (
+                        "host_rss_start_mib",
+                        "host_rss_growth_mib",
+                        "host_rss_growth_steady_mib",
+                        "host_peak_rss_mib",
+                        "device_peak_mib",
+                    )
+                ]
                 lines.append(
                     f"| {r['rnn'].upper()} | {r['shape']} | {name} | "
-                    f"{mem.get('host_peak_rss_mib', '–')} | "
-                    f"{mem.get('host_rss_growth_mib', '–')} | "
-                    f"{mem.get('device_peak_mib') or '–'} |"
+                    + " | ".join("–" if c is None else str(c) for c in cells)
+                    + " |"
                 )
     lines += ["", f"Command: `{report['command']}`", ""]
     return "\n".join(lines)
@@ -536,6 +571,12 @@ def main() -> None:
     feed = args.input
     if feed == "auto":
         feed = "dataset" if keras.backend.backend() == "tensorflow" else "numpy"
+    global TORCH_THREADS
+    TORCH_THREADS = args.torch_threads
+    if args.torch_threads and torch_available():
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     if args.memory_of:
         memory_child(*args.memory_of, feed)
         return
@@ -549,8 +590,6 @@ def main() -> None:
     if "torch" in contenders:
         import torch
 
-        if args.torch_threads:
-            torch.set_num_threads(args.torch_threads)
         torch_version = f"{torch.__version__} ({torch_device()}"
         if torch_device() == "cpu":
             torch_version += f", {torch.get_num_threads()} threads"
