@@ -339,9 +339,11 @@ def memory_child(rnn, shape, name, feed) -> None:
     x, y = data(shape)
     contender = make_contender(name, rnn, shape, feed=feed)
     uses_torch = name == "torch" or keras.backend.backend() == "torch"
-    if uses_torch:
+    if uses_torch:  # only then: importing torch would add its runtime's RSS
         import torch
 
+        if TORCH_THREADS:
+            torch.set_num_threads(TORCH_THREADS)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
     growth, peaks = [], []
@@ -573,10 +575,6 @@ def main() -> None:
         feed = "dataset" if keras.backend.backend() == "tensorflow" else "numpy"
     global TORCH_THREADS
     TORCH_THREADS = args.torch_threads
-    if args.torch_threads and torch_available():
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
     if args.memory_of:
         memory_child(*args.memory_of, feed)
         return
@@ -590,6 +588,8 @@ def main() -> None:
     if "torch" in contenders:
         import torch
 
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
         torch_version = f"{torch.__version__} ({torch_device()}"
         if torch_device() == "cpu":
             torch_version += f", {torch.get_num_threads()} threads"

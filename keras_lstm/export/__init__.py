@@ -143,6 +143,10 @@ def _static_specs(specs, batch_size: int | None, max_length: int | None):
         raise ValueError(f"max_length must be a positive int; received {max_length!r}.")
     variable_time = any(len(s.shape) >= 2 and s.shape[1] is None for s in specs)
     static_steps = [s.shape[1] for s in specs if len(s.shape) >= 2]
+    if max_length and not static_steps:
+        raise ValueError(
+            f"max_length={max_length}, but no input has a time axis (rank >= 2)."
+        )
     if max_length and not variable_time and max_length not in static_steps:
         first = next(s for s in specs if len(s.shape) >= 2)
         raise ValueError(

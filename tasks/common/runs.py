@@ -114,6 +114,9 @@ def check_export_dir(path: str | os.PathLike) -> Path:
     final = Path(path).resolve()
     if final.is_file() or final.is_symlink():
         raise ConfigError(f"--export-dir={str(path)!r}: {final} is a file")
+    parent = next(p for p in final.parents if p.exists())
+    if not parent.is_dir():
+        raise ConfigError(f"--export-dir={str(path)!r}: {parent} is a file")
     names = {p.name for p in final.iterdir()} if final.is_dir() else set()
     if names and ("model.keras" not in names or names - EXPORT_NAMES):
         other = ", ".join(sorted(names - EXPORT_NAMES)[:3] or sorted(names)[:3])

@@ -166,8 +166,11 @@ def optimizer(
 COSINE_FLOOR = 0.05  # the cosine schedule ends at this fraction of the peak rate
 
 
-# Options a resumed run may change: where and how it reports, not what it trains.
-SESSION_OPTIONS = ("resume", "runs_dir", "verbose", "export_dir", "tensorboard")
+# Options a resumed run may change: where and how it reports and where its data
+# lies (a moved file), not what it trains.
+SESSION_OPTIONS = (
+    "resume", "runs_dir", "verbose", "export_dir", "tensorboard", "jena_csv",
+)  # fmt: skip
 
 
 def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
@@ -344,6 +347,8 @@ def fit(
     if _finished(run):
         print(f"{run.path}: training finished earlier; using its best.keras")
         if run.checkpoint.exists():
+            if model.optimizer is not None:  # so its saved state loads too
+                model.optimizer.build(model.trainable_variables)
             model.load_weights(str(run.checkpoint))
         plot_history(run.history, run.path)  # in case it died before the plots
         return read_history(run.history)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -194,6 +195,9 @@ def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
     model.summary(print_fn=lambda line, **_: print(line))
 
     budget = TimeBudget(config.max_minutes)
+    previous_stop = run.metrics.exists() and json.loads(run.metrics.read_text()).get(
+        "stopped_by_time_budget", False
+    )
     start = time.perf_counter()
     history = common.fit(
         model,
@@ -210,7 +214,8 @@ def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
         "best_val_loss_subset": min(history["val_loss"]),
         "epochs_run": len(history["val_loss"]),
         "steps_run": len(history["val_loss"]) * config.steps_per_epoch,
-        "stopped_by_time_budget": budget.stopped,
+        # A finished run resumed trains nothing: its first session's answer.
+        "stopped_by_time_budget": budget.stopped or previous_stop,
         "train_seconds_this_session": round(seconds, 1),
         "characters": {k: len(v) for k, v in prepared.ids.items()},
         "works": prepared.works,

@@ -102,7 +102,8 @@ class WeatherConfig(TrainConfig):
                 "(0, 1) and together below 0.9"
             )
         self.require_rate("dropout", "recurrent_dropout")
-        if self.jena_csv and self.dataset != "jena":
+        # With --resume the saved dataset applies: checked after the merge.
+        if self.jena_csv and self.dataset != "jena" and not self.resume:
             raise ConfigError(f"--jena-csv={self.jena_csv!r}: needs --dataset jena")
         if self.jena_csv and not Path(self.jena_csv).is_file():
             raise ConfigError(f"--jena-csv={self.jena_csv!r}: no such file")

@@ -206,6 +206,11 @@ def test_max_length_applies_to_variable_time_axes_only(tmp_path):
         export.export_tflite(model, tmp_path / "s.tflite", max_length=9)
     report = export.export_tflite(model, tmp_path / "s.tflite", max_length=8)
     assert [i["shape"] for i in report["inputs"]] == [[1, 8, 3], [1, 5]]
+    scalar = keras.Input(())  # one number per row: no time axis at all
+    out = keras.layers.Dense(2)(keras.layers.Reshape((1,))(scalar))
+    model = h.randomize(keras.Model(scalar, out))
+    with pytest.raises(ValueError, match="max_length=8, but no input has a time"):
+        export.export_tflite(model, tmp_path / "f.tflite", max_length=8)
 
 
 def test_verify_inputs_are_checked_against_the_signature(tmp_path):

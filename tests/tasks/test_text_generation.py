@@ -437,3 +437,16 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
     ):
         assert whole[key] == pytest.approx(resumed[key], abs=1e-6), key
     assert whole["sample"] == resumed["sample"]
+
+
+def test_a_budget_stopped_run_resumed_keeps_saying_so(tmp_path):
+    """A finished run resumed trains nothing; metrics.json still says that
+    the time budget ended its training."""
+    config = tiny_config(tmp_path, epochs=3, max_minutes=1e-6, export_dir="")
+    _, run, metrics = textgen.train(config)
+    assert metrics["stopped_by_time_budget"] and metrics["epochs_run"] == 1
+    resumed = tiny_config(
+        tmp_path, epochs=3, max_minutes=1e-6, export_dir="", resume=str(run.path)
+    )
+    _, _, again = textgen.train(resumed)
+    assert again["stopped_by_time_budget"] and again["epochs_run"] == 1

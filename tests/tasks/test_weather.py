@@ -615,3 +615,23 @@ def test_cosine_schedule_spans_every_training_step(tmp_path):
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
     assert schedule.decay_steps == 2 * 3
     assert schedule.alpha == 0.05 and metrics["epochs_run"] == 2
+
+
+def test_resume_may_point_at_a_moved_jena_csv(tmp_path):
+    """--jena-csv says where the data lies, not what is trained: a resumed run
+    takes a new path (the saved dataset, jena, applies; checked after the
+    merge), and a saved path that is gone stops with its name."""
+    old = write_jena(tmp_path / "old", days=20)
+    new = write_jena(tmp_path / "new", days=20)
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    argv = [*runs, "--dataset", "jena", "--jena-csv", str(old)]
+    common.start_run("weather", common.parse(weather.WeatherConfig, argv))
+    old.unlink()
+    with pytest.raises(ConfigError, match="jena-csv=.*no such file"):
+        common.start_run(
+            "weather",
+            common.parse(weather.WeatherConfig, [*runs, "--resume", "latest"]),
+        )
+    resume = [*runs, "--resume", "latest", "--jena-csv", str(new)]
+    config, _ = common.start_run("weather", common.parse(weather.WeatherConfig, resume))
+    assert (config.dataset, config.jena_csv) == ("jena", str(new))
