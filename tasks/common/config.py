@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from typing import Any, Sequence, TypeVar
 
 Config = TypeVar("Config")
@@ -126,11 +127,22 @@ def _non_negative(name: str, value: int) -> None:
 def build_parser(config_class: type, description: str = "") -> argparse.ArgumentParser:
     """An argparse parser with one `--flag` per field of `config_class`."""
     parser = argparse.ArgumentParser(
+        prog=_program(),
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_options(parser, config_class)
     return parser
+
+
+def _program() -> str | None:
+    """`python -m tasks.<name>` when run that way (argparse would say
+    `__main__.py`); else None, argparse's own choice."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", "") or ""
+    if name.endswith(".__main__"):
+        return f"python -m {name.removesuffix('.__main__')}"
+    return None
 
 
 def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:

@@ -356,6 +356,8 @@ def test_bad_input_from_the_command_line_prints_no_traceback():
     assert result.returncode == 2
     assert "invalid choice: 'yelp'" in result.stderr
     assert "Traceback" not in result.stderr
+    # The usage line names the command that was run, not "__main__.py".
+    assert "usage: python -m tasks.sentiment [-h]" in result.stderr
 
 
 def test_corrupt_data_file_names_the_file_and_the_fix(tmp_path, monkeypatch):
