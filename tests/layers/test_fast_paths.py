@@ -29,6 +29,15 @@ BATCH, STEPS, FEATURES, UNITS = 3, 6, 5, 4
 MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 0, 1]], bool)
 
 
+def assert_same_training(results):
+    """`results`: (losses, final weights) of `fit` with the shipped path, then
+    with the reference cell; they must agree (float32)."""
+    (loss, weights), (want_loss, want_weights) = results
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for got, want in zip(weights, want_weights, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
 def expected_to_engage(layer, mask, training) -> bool:
     cell = layer.cell
     if layer.use_cudnn != "auto" or layer.unroll:
@@ -484,10 +493,7 @@ def test_tensorflow_bptt_fit_equals_reference(batch, monkeypatch):
         # Traced once per layer (and per half), for ours only.
         assert bool(calls) == (use_cudnn == "auto")
         calls.clear()
-    (loss, weights), (want_loss, want_weights) = results
-    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
-    for got, want in zip(weights, want_weights):
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert_same_training(results)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
@@ -526,10 +532,7 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
         results.append((history.history["loss"], net.get_weights()))
     # Traced for both layers with the batch unknown (two halves each), ours only.
     assert rows and set(rows) == {None}
-    (loss, weights), (want_loss, want_weights) = results
-    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
-    for got, want in zip(weights, want_weights):
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert_same_training(results)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
@@ -627,10 +630,7 @@ def test_stateful_training_with_the_fast_path_equals_the_reference(kind, run_eag
         )
         history = net.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
         results.append((history.history["loss"], net.get_weights()))
-    (loss, weights), (want_loss, want_weights) = results
-    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
-    for got, want in zip(weights, want_weights):
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert_same_training(results)
 
 
 def _tensorflow_pair(kind, units=UNITS, **kwargs):
