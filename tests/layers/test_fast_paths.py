@@ -29,6 +29,19 @@ BATCH, STEPS, FEATURES, UNITS = 3, 6, 5, 4
 MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 0, 1]], bool)
 
 
+def assert_fits_agree(build, fit, seed):
+    """`build(use_cudnn)` (a compiled model, from `seed`) trained by `fit(net)`
+    with the shipped path and with the reference cell: same losses and final
+    weights (float32)."""
+    results = []
+    for use_cudnn in ("auto", False):
+        keras.utils.set_random_seed(seed)
+        net = build(use_cudnn)
+        history = fit(net)
+        results.append((history.history["loss"], net.get_weights()))
+    assert_same_training(results)
+
+
 def assert_same_training(results):
     """`results`: (losses, final weights) of `fit` with the shipped path, then
     with the reference cell; they must agree (float32)."""
@@ -516,9 +529,8 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
     rng = np.random.default_rng(3)
     x = rng.standard_normal((23, STEPS, FEATURES)).astype("float32")
     y = rng.standard_normal((23, 2)).astype("float32")
-    results = []
-    for use_cudnn in ("auto", False):
-        keras.utils.set_random_seed(7)
+
+    def build(use_cudnn):
         net = keras.Sequential(
             [
                 keras.Input((STEPS, FEATURES)),
@@ -528,11 +540,15 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
             ]
         )
         net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-        history = net.fit(x, y, batch_size=10, epochs=2, shuffle=False, verbose=0)
-        results.append((history.history["loss"], net.get_weights()))
+        return net
+
+    assert_fits_agree(
+        build,
+        lambda net: net.fit(x, y, batch_size=10, epochs=2, shuffle=False, verbose=0),
+        seed=7,
+    )
     # Traced for both layers with the batch unknown (two halves each), ours only.
     assert rows and set(rows) == {None}
-    assert_same_training(results)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
@@ -615,9 +631,8 @@ def test_stateful_training_with_the_fast_path_equals_the_reference(kind, run_eag
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, STEPS, FEATURES)).astype("float32")
     y = rng.standard_normal((8, 1)).astype("float32")
-    results = []
-    for use_cudnn in ("auto", False):
-        keras.utils.set_random_seed(1)
+
+    def build(use_cudnn):
         net = keras.Sequential(
             [
                 keras.Input((STEPS, FEATURES), batch_size=4),
@@ -628,9 +643,13 @@ def test_stateful_training_with_the_fast_path_equals_the_reference(kind, run_eag
         net.compile(
             optimizer=keras.optimizers.SGD(0.1), loss="mse", run_eagerly=run_eagerly
         )
-        history = net.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
-        results.append((history.history["loss"], net.get_weights()))
-    assert_same_training(results)
+        return net
+
+    assert_fits_agree(
+        build,
+        lambda net: net.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0),
+        seed=1,
+    )
 
 
 def _tensorflow_pair(kind, units=UNITS, **kwargs):

@@ -16,6 +16,7 @@ import pytest
 from tasks.common.bundled import DATA_DIR
 from tasks.sentiment import data, text
 from tasks.sentiment import task as sentiment
+from tests.tasks.helpers import assert_cosine_over_all_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_ONLY = pytest.mark.skipif(
@@ -481,7 +482,4 @@ def test_cosine_schedule_spans_every_training_step(tmp_path):
         tmp_path, lr_schedule="cosine", epochs=2, steps_per_epoch=3, export_dir=""
     )
     model, _, metrics = sentiment.train(config)
-    schedule = model.optimizer._learning_rate
-    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
-    assert schedule.decay_steps == 2 * 3
-    assert schedule.alpha == 0.05 and metrics["epochs_run"] == 2
+    assert_cosine_over_all_steps(model, metrics, epochs=2, steps=3)

@@ -22,6 +22,7 @@ from tasks.common.bundled import DATA_DIR
 from tasks.common.datasets import DatasetError
 from tasks.weather import baselines, data
 from tasks.weather import task as weather
+from tests.tasks.helpers import assert_cosine_over_all_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "time_utc,station," + ",".join(data.FEATURES)
@@ -611,10 +612,7 @@ def test_cosine_schedule_spans_every_training_step(tmp_path):
         tmp_path, lr_schedule="cosine", epochs=2, steps_per_epoch=3, export_dir=""
     )
     model, _, metrics = weather.train(config)
-    schedule = model.optimizer._learning_rate
-    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
-    assert schedule.decay_steps == 2 * 3
-    assert schedule.alpha == 0.05 and metrics["epochs_run"] == 2
+    assert_cosine_over_all_steps(model, metrics, epochs=2, steps=3)
 
 
 def test_resume_may_point_at_a_moved_jena_csv(tmp_path):
