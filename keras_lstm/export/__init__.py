@@ -232,7 +232,9 @@ def _given_cases(verify_inputs, specs, any_rows=False):
 def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
     return {
         "format": kind,
-        "path": str(path),
+        # The export's name: it sits next to this report. Not an absolute path,
+        # which goes stale when the folder is moved or swapped into place.
+        "path": path.name,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
         ),
@@ -314,8 +316,9 @@ def export_saved_model(
         seed: Seed of the random verification inputs.
 
     Returns:
-        The report (also written to `<path>.json`): inputs, per-case and overall
-        `max_abs_diff`, `passed` (None with `verify=False`), versions.
+        The report (also written to `<path>.json`): `path` (the export's name,
+        next to the report), inputs, per-case and overall `max_abs_diff`,
+        `passed` (None with `verify=False`), versions.
 
     Raises:
         ValueError: The model is not built, or an argument is invalid.
@@ -607,9 +610,9 @@ def export_tflite(
         seed: Seed of the random verification inputs.
 
     Returns:
-        The report (also `<path>.json`): per-case and overall `max_abs_diff`,
-        `ops` (op counts), `fused_lstm_ops`, `layers`, `size_bytes`,
-        `runtime`.
+        The report (also `<path>.json`): `path` (the export's name, next to
+        the report), per-case and overall `max_abs_diff`, `ops` (op counts),
+        `fused_lstm_ops`, `layers`, `size_bytes`, `runtime`.
 
     Raises:
         ValueError: Unbuilt model, a layer without a builtin lowering (e.g.

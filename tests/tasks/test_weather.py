@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import gzip
 import io
+import json
 import math
 import os
 import re
@@ -307,6 +308,11 @@ def test_tiny_run_writes_metrics_plots_and_export(trained):
         assert metrics["export"]["tflite_max_abs_diff"] <= 1e-5
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in metrics["export"]["tflite_ops"]
         assert not any(op.startswith("Flex") for op in metrics["export"]["tflite_ops"])
+        # The reports name their export relative to themselves, so they still
+        # point at it once the temporary folder is swapped into place.
+        for name in ("saved_model", "model.tflite"):
+            report = json.loads((Path(config.export_dir) / f"{name}.json").read_text())
+            assert report["path"] == name
     assert {p.name for p in Path(config.export_dir).iterdir()} == expected
 
 
