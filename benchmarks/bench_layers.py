@@ -18,7 +18,8 @@ Contenders (`--contenders`):
   unroll      ours with unroll=True
   jit         ours, model compiled with jit_compile=True (XLA on tensorflow)
   pallas      ours with KERAS_LSTM_PALLAS=1 (jax on a GPU: the opt-in Pallas
-              kernels of keras_lstm/fused/jax_pallas.py, LSTM only)
+              kernels of keras_lstm/fused/jax_pallas.py, LSTM only); where
+              the kernels decline the layer its row says "not run"
 
     KERAS_BACKEND=tensorflow python benchmarks/bench_layers.py
     KERAS_BACKEND=jax python benchmarks/bench_layers.py --shapes imdb --rnn lstm gru
@@ -152,6 +153,8 @@ class KerasContender:
         self._datasets = {}
         # The engine reads KERAS_LSTM_PALLAS when fit/predict trace the model.
         self.env = {"KERAS_LSTM_PALLAS": "1" if name == "pallas" else ""}
+        if name == "pallas":
+            check_pallas_runs(layer, batch, timesteps, features)
 
     def set_weights(self, weights):
         self.model.set_weights(weights)
@@ -186,6 +189,34 @@ class KerasContender:
         if self.feed == "dataset":
             return self.model.predict(self._dataset(x), verbose=0)
         return self.model.predict(x, batch_size=self.batch, verbose=0)
+
+
+def check_pallas_runs(layer, batch, timesteps, features) -> None:
+    """Raises unless the Pallas engine takes this layer here, so the "pallas"
+    row never times the plain engine under the kernel's name."""
+    if keras.backend.backend() != "jax":
+        raise RuntimeError("not run: the Pallas kernels need KERAS_BACKEND=jax")
+    import jax
+    import jax.numpy as jnp
+
+    from keras_lstm.fused import jax_pallas
+
+    previous = os.environ.get("KERAS_LSTM_PALLAS")
+    os.environ["KERAS_LSTM_PALLAS"] = "1"
+    try:
+        probe = jnp.zeros((batch, timesteps, features), "float32")
+        taken = jax_pallas.select(layer, probe, None, training=True)
+    finally:
+        if previous is None:
+            del os.environ["KERAS_LSTM_PALLAS"]
+        else:
+            os.environ["KERAS_LSTM_PALLAS"] = previous
+    if taken is None:
+        raise RuntimeError(
+            f"not run: keras_lstm.fused.jax_pallas declines this layer here "
+            f"(jax on {jax.default_backend()}, {layer.cell.units} units; the "
+            "kernels need a GPU and 16-64 units, a power of two, LSTM only)"
+        )
 
 
 class TorchContender:

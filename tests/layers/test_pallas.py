@@ -190,3 +190,23 @@ def test_fit_with_the_kernels_equals_fit_with_the_builtin(engine_on):
     # And training moved the weights (equal untouched weights would prove nothing).
     moved = [np.max(np.abs(a - b)) for a, b in zip(models[0].get_weights(), start)]
     assert min(moved) > 1e-2
+
+
+def test_benchmark_times_the_kernels_only_where_they_run(monkeypatch):
+    """benchmarks/bench_layers.py's "pallas" contender: made only where the
+    engine takes the layer, so its row never times the plain engine."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_layers.py"
+    spec = importlib.util.spec_from_file_location("bench_layers", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with pytest.raises(RuntimeError, match="declines.*jax on cpu, 16 units"):
+        bench.KerasContender("pallas", "lstm", STEPS, FEATURES, UNITS, BATCH)
+    monkeypatch.setattr(jax_pallas, "_on_gpu", lambda x: True)  # as on a GPU
+    contender = bench.KerasContender("pallas", "lstm", STEPS, FEATURES, UNITS, BATCH)
+    assert contender.env == {"KERAS_LSTM_PALLAS": "1"}
+    for rnn, units in (("lstm", 1024), ("gru", UNITS)):
+        with pytest.raises(RuntimeError, match=f"declines.*{units} units"):
+            bench.KerasContender("pallas", rnn, STEPS, FEATURES, units, BATCH)
