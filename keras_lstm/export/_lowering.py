@@ -160,7 +160,12 @@ def fused_loop(layer, sequences, initial_state, mask):
         )
         x = tf.concat([tf.zeros((batch, 1, features), x.dtype), x], axis=1)
         x = tf.concat([x, flag], axis=2)
-    zeros = tf.zeros((batch, units), tf.float32)
+    # LiteRT keeps the op's h and C in variable tensors that the op overwrites.
+    # A constant of plain zeros would be merged by the converter with any other
+    # (batch, units) zeros in the model (another layer's initial state), which
+    # would then start from this op's last state. -0.0 is zero in arithmetic
+    # but a different constant bit pattern, so it is never merged with +0.0.
+    zeros = tf.fill((batch, units), tf.constant(-0.0, tf.float32))
     _, full, _, _, _ = _fused_lstm_function()(
         x, zeros, zeros, kernel, recurrent_kernel, bias
     )
@@ -182,7 +187,7 @@ def fused_loop(layer, sequences, initial_state, mask):
     if not layer.return_sequences:
         outputs = last_output[:, None]
     # Only h is meaningful: the fused op has no c output (return_state refused).
-    return last_output, outputs, [last_output, zeros]
+    return last_output, outputs, [last_output, tf.zeros((batch, units))]
 
 
 def while_loop(layer, sequences, initial_state, mask):

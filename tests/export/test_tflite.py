@@ -40,6 +40,13 @@ def lstm_then_gru(x):
     return keras_lstm.GRU(3)(x)
 
 
+def gru_next_to_lstm(x):
+    # A WHILE loop and a fused op of the same units: the loop's zero initial
+    # state must not be merged with the fused op's state tensor, which LiteRT
+    # keeps (and the op overwrites) from one invocation to the next.
+    return [keras_lstm.GRU(4)(x), keras_lstm.LSTM(4)(x)]
+
+
 # name: (model body, fused LSTM ops expected)
 CONFIGS = {
     "lstm_last_output": (lstm_last, 1),
@@ -49,6 +56,7 @@ CONFIGS = {
     "gru_bidirectional_go_backwards": (h.gru_stack, 0),
     "lstm_return_state": (lstm_return_state, 0),
     "lstm_then_gru": (lstm_then_gru, 1),
+    "gru_next_to_lstm": (gru_next_to_lstm, 1),
 }
 
 
