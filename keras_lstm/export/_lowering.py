@@ -11,8 +11,9 @@ instance only, the layer's `inner_loop` for one built from builtin ops:
 * **fallback** (GRU, and LSTM configurations the fused op cannot express): the
   cell's own `call` in a `tf.while_loop` without TensorArrays (TFLite WHILE,
   default) or unrolled over the steps in Python, masking written out exactly as
-  Keras' `tf.while_loop` does it (Keras' own `unroll=True` path differs for
-  `go_backwards` with `zero_output_for_mask`, so it is not used).
+  Keras' `tf.while_loop` does it, or, for a layer with `unroll=True`, as Keras'
+  unrolled loop does (`_unrolled_masking`: the two differ for `go_backwards`
+  with `zero_output_for_mask`).
 
 Both return what `keras.src.backend.rnn` returns: `(last_output, outputs,
 states)`, so the rest of `keras.layers.RNN.call` (and `Bidirectional`) runs
@@ -51,11 +52,44 @@ def _static_zeros(tensors) -> bool:
     return True
 
 
+def _unrolled_masking(layer, mask) -> bool:
+    """Whether Keras masks this call's outputs its `unroll=True` way.
+
+    Keras' unrolled loop (keras/src/backend/tensorflow/rnn.py) fills a masked
+    step with the previous output and only afterwards zeroes the outputs where
+    the mask *in input order* is False, while the outputs are in processing
+    order; its while loop zeroes each masked step as it goes. For
+    `go_backwards` with `zero_output_for_mask` the results differ."""
+    return bool(
+        layer.unroll
+        and mask is not None
+        and layer.go_backwards
+        and layer.zero_output_for_mask
+    )
+
+
+def _zero_as_unrolled(layer, last_output, outputs, mask, last_mask):
+    """Keras' unrolled zeroing (see `_unrolled_masking`): `outputs` (batch,
+    time, units) by the mask in input order, the last output by the mask of
+    the last step processed."""
+    last_output = tf.where(last_mask[:, None], last_output, 0.0)
+    if layer.return_sequences:
+        outputs = tf.where(tf.cast(mask, tf.bool)[:, :, None], outputs, 0.0)
+    else:
+        outputs = last_output[:, None]
+    return last_output, outputs
+
+
 def fused_refusal(layer, sequences, initial_state, mask, padding: str):
     """Why the fused LSTM op cannot run this call, or None when it can."""
     cell = layer.cell
     if not isinstance(layer, keras_lstm.LSTM):
         return "not an LSTM (TFLite has no fused GRU op)"
+    if _unrolled_masking(layer, mask):
+        return (
+            "unroll=True with go_backwards and zero_output_for_mask (Keras' "
+            "unrolled masking)"
+        )
     if not (_is(cell.activation, "tanh") and _is(cell.recurrent_activation, "sigmoid")):
         return "activation is not tanh/sigmoid (the fused op hard-codes them)"
     if layer.return_state:
@@ -212,13 +246,14 @@ def while_loop(layer, sequences, initial_state, mask):
     zeros = tf.zeros((batch, cell.units), sequences.dtype)
     buffer = tf.zeros((steps if layer.return_sequences else 1, batch, cell.units))
     time_index = tf.range(steps)
+    unrolled = _unrolled_masking(layer, mask)
 
     def body(t, previous, buffer, *states):
         output, new_states = cell.call(tf.gather(inputs, t), list(states), False)
         new_states = keras.tree.flatten(new_states)
         if masks is not None:
             keep = tf.gather(masks, t)[:, None]
-            fill = zeros if layer.zero_output_for_mask else previous
+            fill = zeros if layer.zero_output_for_mask and not unrolled else previous
             output = tf.where(keep, output, fill)
             new_states = [tf.where(keep, n, s) for n, s in zip(new_states, states)]
         if layer.return_sequences:
@@ -233,12 +268,17 @@ def while_loop(layer, sequences, initial_state, mask):
         outputs = tf.transpose(buffer, [1, 0, 2])
     else:
         outputs = last_output[:, None]
+    if unrolled:
+        last_output, outputs = _zero_as_unrolled(
+            layer, last_output, outputs, mask, masks[-1]
+        )
     return last_output, outputs, states
 
 
 def step_loop(layer, sequences, initial_state, mask):
-    """The layer's loop unrolled over time, exactly Keras' masking semantics."""
+    """The layer's loop unrolled over time, masking exactly as `while_loop`."""
     cell = layer.cell
+    unrolled = _unrolled_masking(layer, mask)
     inputs = tf.unstack(sequences, axis=1)
     masks = None if mask is None else tf.unstack(tf.cast(mask, tf.bool), axis=1)
     if layer.go_backwards:
@@ -252,7 +292,7 @@ def step_loop(layer, sequences, initial_state, mask):
         new_states = keras.tree.flatten(new_states)
         if masks is not None:
             keep = masks[t][:, None]
-            if layer.zero_output_for_mask or previous is None:
+            if (layer.zero_output_for_mask and not unrolled) or previous is None:
                 fill = tf.zeros_like(output)
             else:
                 fill = previous
@@ -261,7 +301,12 @@ def step_loop(layer, sequences, initial_state, mask):
         states, previous = new_states, output
         if layer.return_sequences or t == len(inputs) - 1:
             outputs.append(output)
-    return previous, tf.stack(outputs, axis=1), states
+    last_output, outputs = previous, tf.stack(outputs, axis=1)
+    if unrolled:
+        last_output, outputs = _zero_as_unrolled(
+            layer, last_output, outputs, mask, masks[-1]
+        )
+    return last_output, outputs, states
 
 
 def our_rnn_layers(model) -> list:

@@ -123,6 +123,32 @@ def test_padding_any_handles_holes_and_left_padding(fallback, tmp_path):
     assert "left padding and holes" in [c["case"] for c in report["cases"]]
 
 
+@pytest.mark.parametrize("fallback", ["while", "unroll"])
+def test_unrolled_layers_keep_keras_unrolled_masking(fallback, tmp_path):
+    """Keras' `unroll=True` loop zeroes a `go_backwards` layer's masked outputs
+    with the mask in input order, not in the reversed order its while loop uses
+    (keras/src/backend/tensorflow/rnn.py); `Bidirectional` sets
+    `zero_output_for_mask` when it returns sequences. The export follows the
+    layer's own loop, so both exports equal the Keras model."""
+
+    def body(x):
+        x = keras.layers.Bidirectional(
+            keras_lstm.LSTM(3, unroll=True, return_sequences=True)
+        )(x)
+        return keras_lstm.GRU(
+            4, unroll=True, go_backwards=True, return_sequences=True
+        )(x)
+
+    model = h.text_model(body, steps=h.STEPS)
+    model.layers[-1].zero_output_for_mask = True
+    ids, _ = h.right_padded_ids(6, h.STEPS, seed=3)
+    report, ops = export_and_check(
+        model, tmp_path / "m.tflite", {"ids": ids}, batch_size=2, fallback=fallback
+    )
+    assert ops.count(FUSED) == 1  # the forward LSTM, masked as its while loop
+    assert "unroll=True" in report["layers"]["bidirectional/backward_lstm"]
+
+
 def test_fused_op_is_wrong_for_holes_so_padding_right_is_documented(tmp_path):
     """The fused path assumes right padding: a hole changes its results. This
     pins the documented limit (and shows the check can fail)."""
