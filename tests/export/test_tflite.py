@@ -135,9 +135,8 @@ def test_unrolled_layers_keep_keras_unrolled_masking(fallback, tmp_path):
         x = keras.layers.Bidirectional(
             keras_lstm.LSTM(3, unroll=True, return_sequences=True)
         )(x)
-        return keras_lstm.GRU(
-            4, unroll=True, go_backwards=True, return_sequences=True
-        )(x)
+        options = dict(unroll=True, go_backwards=True, return_sequences=True)
+        return keras_lstm.GRU(4, **options)(x)
 
     model = h.text_model(body, steps=h.STEPS)
     model.layers[-1].zero_output_for_mask = True
