@@ -22,7 +22,9 @@ recurrent layers run as builtin ops in a TFLite WHILE loop.
 from __future__ import annotations
 
 import datetime
+import keyword
 import pathlib
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -122,11 +124,28 @@ def _input_specs(model, input_signature) -> list[tf.TensorSpec]:
                 "pass input_signature=[tf.TensorSpec(shape, dtype, name), ...]."
             )
         specs = [tf.TensorSpec(t.shape, t.dtype, t.name) for t in inputs]
+    # A name becomes both a Python parameter of the serving function and a TF
+    # op name: ASCII letters, digits and underscores, starting with a letter,
+    # not a keyword, unique. Other names (and Keras' generated ones) become
+    # `inputs` / `inputs_<i>`, made unique as well.
+    valid = [
+        spec.name
+        if spec.name
+        and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", spec.name)
+        and not keyword.iskeyword(spec.name)
+        and not spec.name.startswith("keras_tensor")
+        else None
+        for spec in specs
+    ]
+    taken = {name for name in valid if name}
     named = []
-    for i, spec in enumerate(specs):
-        name = spec.name
-        if not name or name.startswith("keras_tensor") or not name.isidentifier():
-            name = "inputs" if len(specs) == 1 else f"inputs_{i}"
+    for i, (spec, name) in enumerate(zip(specs, valid)):
+        if name is None or name in {s.name for s in named}:
+            name = base = "inputs" if len(specs) == 1 else f"inputs_{i}"
+            suffix = 1
+            while name in taken:
+                name, suffix = f"{base}_{suffix}", suffix + 1
+            taken.add(name)
         named.append(tf.TensorSpec(spec.shape, spec.dtype, name))
     return named
 
@@ -207,11 +226,23 @@ def _archive(model, preprocess, specs, path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def _given_cases(verify_inputs, specs, any_rows=False):
+def _given_cases(verify_inputs, specs, any_rows=False, rows_of=None):
     """The user's `verify_inputs` as a case, each array checked against its
-    spec (shape, dtype; `_verify.conform`)."""
+    spec (shape, dtype; `_verify.conform`). A dict is taken by input name.
+    `rows_of`: the row count must be a multiple of it (a .tflite's batch)."""
     if verify_inputs is None:
         return []
+    if isinstance(verify_inputs, dict):
+        names = [s.name for s in specs]
+        unknown = sorted(set(verify_inputs) - set(names))
+        missing = [n for n in names if n not in verify_inputs]
+        if unknown or missing:
+            raise ValueError(
+                f"verify_inputs is a dict with keys {sorted(verify_inputs)}; the "
+                f"signature's inputs are {names} (unknown: {unknown}, missing: "
+                f"{missing})."
+            )
+        verify_inputs = [verify_inputs[n] for n in names]
     arrays = (
         verify_inputs if isinstance(verify_inputs, (list, tuple)) else [verify_inputs]
     )
@@ -226,7 +257,39 @@ def _given_cases(verify_inputs, specs, any_rows=False):
         )
         for s, a in zip(specs, arrays)
     ]
+    if rows_of and arrays[0].shape[0] % rows_of:
+        raise ValueError(
+            f"verify_inputs has {arrays[0].shape[0]} rows; the .tflite takes "
+            f"batches of exactly batch_size={rows_of} rows (give a multiple)."
+        )
     return [("given verify_inputs", arrays)]
+
+
+def _check_verifiable(specs, given, preprocess) -> None:
+    """Raises before anything is written when verification would have no
+    inputs: a `preprocess`, or an input that cannot be drawn at random (e.g.
+    strings, a bool mask), and no `verify_inputs`."""
+    if given:
+        return
+    if preprocess is not None:
+        raise ValueError(
+            "Nothing to verify on: with preprocess=..., pass verify_inputs=[...] "
+            "(or verify=False)."
+        )
+    spec = _verify.undrawable(specs)
+    if spec is not None:
+        raise ValueError(
+            f"Cannot draw random inputs of dtype {spec.dtype.name} for input "
+            f"'{spec.name}'; pass verify_inputs=[...] (e.g. raw strings)."
+        )
+
+
+def _build_preprocess(preprocess, given) -> None:
+    """Builds an unbuilt Keras layer `preprocess` by calling it eagerly on
+    `verify_inputs`: built inside the export's trace, its weights would be
+    graph tensors that cannot be saved."""
+    if isinstance(preprocess, keras.layers.Layer) and not preprocess.built and given:
+        preprocess(*given[0][1])
 
 
 def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
@@ -253,12 +316,13 @@ def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
 
 
 def _finish(tmp, path, report, atol, verify):
+    """Installs `tmp` at `path` if it passed; called inside `_files.staged`,
+    which removes it (and new folders) when this raises."""
     worst = max((c["max_abs_diff"] for c in report["cases"]), default=None)
     report["max_abs_diff"] = worst
     report["verified"] = verify
     report["passed"] = None if not verify else worst <= atol
     if report["passed"] is False:
-        _files.remove(tmp)
         detail = "; ".join(
             f"{c['case']}: {c['max_abs_diff']:.3g}" for c in report["cases"]
         )
@@ -298,8 +362,10 @@ def export_saved_model(
         model: A built Keras model (TensorFlow backend) using any layers.
         path: Folder to create; the report goes to `<path>.json`.
         input_signature: `tf.TensorSpec`s of the serving inputs (their names
-            become the signature's argument names). Default: the model's
-            `Input`s, batch and time left variable.
+            become the signature's argument names; a name that is not ASCII
+            letters, digits and underscores starting with a letter, or a
+            keyword, or taken, becomes `inputs` / `inputs_<i>`). Default: the
+            model's `Input`s, batch and time left variable.
         preprocess: Optional function (or Keras layer) traced into the
             signature before the model, mapping the serving inputs to the
             model's input, e.g. a `TextVectorization` layer so the SavedModel
@@ -307,8 +373,10 @@ def export_saved_model(
             lookup tables saved); a plain function must not capture a lookup
             table (export fails on the untracked resource): pass the layer or
             module holding it instead.
-        verify_inputs: Arrays for the serving inputs to verify on as well; needed
-            when the inputs cannot be drawn at random (strings).
+        verify_inputs: Arrays for the serving inputs to verify on as well (a
+            list in signature order, or a dict by input name); needed when
+            the inputs cannot be drawn at random (strings, bools) or with
+            `preprocess`.
         overwrite: Replace an existing `path`. Otherwise an existing path
             raises `FileExistsError` and is left untouched.
         verify: Reload and compare with Keras before installing (default).
@@ -343,8 +411,10 @@ def export_saved_model(
     path = _files.check_target(path, overwrite, "folder")
     specs = _input_specs(model, input_signature)
     given = _given_cases(verify_inputs, specs)
-    tmp = _files.temp_sibling(path)
-    try:
+    if verify:
+        _check_verifiable(specs, given, preprocess)
+    _build_preprocess(preprocess, given)
+    with _files.staged(path) as tmp:
         _archive(model, preprocess, specs, tmp)
         report = _meta("saved_model", path, specs, atol, seed)
         report["signatures"] = ["serve", "serving_default"]
@@ -355,10 +425,7 @@ def export_saved_model(
                 report["cases"] = _verify_saved_model(
                     model, preprocess, specs, serve, given, seed
                 )
-    except BaseException:
-        _files.remove(tmp)
-        raise
-    return _finish(tmp, path, report, atol, verify)
+        return _finish(tmp, path, report, atol, verify)
 
 
 def _verify_saved_model(model, preprocess, specs, serve, given, seed) -> list:
@@ -377,11 +444,6 @@ def _verify_saved_model(model, preprocess, specs, serve, given, seed) -> list:
                 model, specs, second, 5, "right", seed + 1
             )[:1]
         ]
-    if not cases:
-        raise ValueError(
-            "Nothing to verify on: with preprocess=..., pass "
-            "verify_inputs=[...] (or verify=False)."
-        )
     results = []
     for name, arrays in cases:
         kwargs = {s.name: tf.constant(a, s.dtype) for s, a in zip(specs, arrays)}
@@ -517,6 +579,8 @@ def _convert(model, preprocess, specs, fuse_lstm, padding, fallback):
         module.keras_variables = [v.value for v in model.variables]
         if isinstance(preprocess, keras.layers.Layer):
             module.preprocess_variables = [v.value for v in preprocess.variables]
+        elif isinstance(preprocess, tf.__internal__.tracking.Trackable):
+            module.preprocess = preprocess  # a tf.Module's variables, tables
         serve = tf.function(
             _serving_fn(model, preprocess), input_signature=specs, autograph=False
         )
@@ -642,7 +706,10 @@ def export_tflite(
     _check_tflite_layers(model)
     path = _files.check_target(path, overwrite, "file")
     specs = _static_specs(_input_specs(model, input_signature), batch_size, max_length)
-    given = _given_cases(verify_inputs, specs, any_rows=True)
+    given = _given_cases(verify_inputs, specs, any_rows=True, rows_of=specs[0].shape[0])
+    if verify:
+        _check_verifiable(specs, given, preprocess)
+    _build_preprocess(preprocess, given)
     content, plan = _convert(model, preprocess, specs, fuse_lstm, padding, fallback)
     ops = tflite_op_names(content)
     flex = sorted({op for op in ops if op.startswith("Flex") or op == "CUSTOM"})
@@ -657,17 +724,13 @@ def export_tflite(
         padding=padding,
         cases=[],
     )
-    tmp = _files.temp_sibling(path)
-    try:
+    with _files.staged(path) as tmp:
         tmp.write_bytes(content)
         if verify:
             report.update(
                 _verify_tflite(model, preprocess, specs, tmp, given, padding, seed)
             )
-    except BaseException:
-        _files.remove(tmp)
-        raise
-    return _finish(tmp, path, report, atol, verify)
+        return _finish(tmp, path, report, atol, verify)
 
 
 def _verify_tflite(model, preprocess, specs, tmp, given, padding, seed) -> dict:
@@ -682,19 +745,9 @@ def _verify_tflite(model, preprocess, specs, tmp, given, padding, seed) -> dict:
     if preprocess is None:
         rows = batch * -(-_verify.ROWS // batch)  # whole invocations
         cases += _verify.random_cases(model, specs, rows, steps or 1, padding, seed)
-    elif not given:
-        raise ValueError(
-            "Nothing to verify on: with preprocess=..., pass verify_inputs=[...] "
-            "(or verify=False)."
-        )
     results = []
     first = None
     for name, arrays in cases:
-        if arrays[0].shape[0] % batch:
-            raise ValueError(
-                f"verify_inputs has {arrays[0].shape[0]} rows; the .tflite takes "
-                f"batches of exactly batch_size={batch} rows."
-            )
         got = []
         for start in range(0, arrays[0].shape[0], batch):
             chunk = {s.name: a[start : start + batch] for s, a in zip(specs, arrays)}

@@ -26,6 +26,16 @@ def check_target(path, overwrite: bool, kind: str) -> pathlib.Path:
     `saved_models/<task>/`).
     """
     path = pathlib.Path(path)
+    if not path.name or path.name in (".", ".."):
+        raise ValueError(
+            f"path {str(path)!r} names no file or folder; give the export's own "
+            "path, e.g. 'saved_models/demo/serving' or 'saved_models/demo/m.tflite'."
+        )
+    blocking = next((p for p in path.parents if p.is_file()), None)
+    if blocking is not None:
+        raise NotADirectoryError(
+            f"Cannot write '{path}': '{blocking}' is a file, not a folder."
+        )
     report = report_path(path)
     existing = [p for p in (path, report) if p.exists() or p.is_symlink()]
     if existing and not overwrite:
@@ -64,6 +74,26 @@ def temp_sibling(path: pathlib.Path, tag: str = "tmp") -> pathlib.Path:
     rejected earlier leaves no folders behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def staged(path: pathlib.Path):
+    """Yields a temporary sibling of `path` to write the export into. If the
+    block raises, the sibling is removed, and so are the folders created for
+    it (those that were missing and are still empty): a failed export leaves
+    nothing behind."""
+    missing = [p for p in path.parents if not p.exists()]  # deepest first
+    tmp = temp_sibling(path)
+    try:
+        yield tmp
+    except BaseException:
+        remove(tmp)
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (someone else wrote there) or gone
+                break
+        raise
 
 
 def remove(path: pathlib.Path) -> None:

@@ -45,10 +45,10 @@ def _padded(arrays, specs, pads, lengths, starts=None, holes=False):
     `starts` left-pads as well, `holes` masks one inner step too."""
     out = []
     for array, spec in zip(arrays, specs):
-        kind = "int" if spec.dtype.is_integer else "float"
-        if kind not in pads or array.ndim < (2 if kind == "int" else 3):
+        if not _padded_input(spec, pads):
             out.append(array)
             continue
+        kind = "int" if spec.dtype.is_integer else "float"
         array = array.copy()
         for row, length in enumerate(lengths):
             start = 0 if starts is None else starts[row]
@@ -60,17 +60,41 @@ def _padded(arrays, specs, pads, lengths, starts=None, holes=False):
     return out
 
 
+def undrawable(specs):
+    """The first spec whose inputs cannot be drawn at random (not numbers:
+    strings, bools), or None."""
+    return next(
+        (s for s in specs if not (s.dtype.is_integer or s.dtype.is_floating)), None
+    )
+
+
+def _padded_input(spec, pads) -> bool:
+    """Whether `_padded` pads this input: integer ids (batch, time) where the
+    model has Embedding(mask_zero), float features (batch, time, features)
+    where it has Masking."""
+    kind = "int" if spec.dtype.is_integer else "float"
+    return kind in pads and len(spec.shape) >= (2 if kind == "int" else 3)
+
+
 def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
     """Named lists of input arrays matching `specs`: `rows` rows (whatever the
     spec's batch size), `steps` where the time axis is None.
 
     Always a full-length case; for a model that masks (Embedding(mask_zero) or
-    Masking), a right-padded case with lengths steps, 1, 0 and random ones;
-    with `padding="any"` also left padding and holes.
+    Masking) and an input that carries its padding, a right-padded case with
+    lengths steps, 1, 0 and random ones; with `padding="any"` also left
+    padding and holes. No cases when an input cannot be drawn (`undrawable`:
+    the caller's `verify_inputs` cover such models).
     """
+    if undrawable(specs) is not None:
+        return []
     rng = np.random.default_rng(seed)
     vocabulary = _vocabulary(model)
-    for spec in specs:  # a static time axis wins over `steps`
+    pads = _mask_values(model)
+    padded = [s for s in specs if _padded_input(s, pads)]
+    # A static time axis wins over `steps`: the padded inputs' first, as their
+    # lengths are the ones drawn.
+    for spec in padded + list(specs):
         if len(spec.shape) >= 2 and spec.shape[1] is not None:
             steps = spec.shape[1]
             break
@@ -91,16 +115,10 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
                 arrays.append(
                     (0.8 * rng.standard_normal(shape)).astype(spec.dtype.as_numpy_dtype)
                 )
-            else:
-                raise ValueError(
-                    f"Cannot draw random inputs of dtype {spec.dtype.name} for input "
-                    f"'{spec.name}'; pass verify_inputs=[...] (e.g. raw strings)."
-                )
         return arrays
 
     cases = [("random, full length", draw())]
-    pads = _mask_values(model)
-    if pads and any(len(s.shape) >= 2 and s.shape[1] in (None, steps) for s in specs):
+    if padded:
         lengths = lengths_for(rows, steps, rng)
         cases.append(
             (

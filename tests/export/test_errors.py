@@ -252,3 +252,78 @@ def test_tflite_runner_checks_its_inputs(tmp_path):
         run(x=ids)
     got = run(ids=ids.astype("int64"))["output_0"]  # cast, and still usable
     assert h.max_diff([got], h.keras_out(model, ids)) <= h.ATOL
+
+
+@pytest.mark.parametrize("fn", [export.export_saved_model, export.export_tflite])
+def test_a_failed_export_removes_the_folders_it_created(fn, tmp_path, monkeypatch):
+    """Folders made for the export are removed again when it fails later
+    (verification), and checks that need no conversion come first."""
+    kwargs = {"max_length": 4} if fn is export.export_tflite else {}
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setattr(_verify, "max_abs_diff", lambda a, e: 1.0)
+    with pytest.raises(export.ExportVerificationError):
+        fn(lstm_model(), tmp_path / "kept" / "a" / "b" / "out", **kwargs)
+    with pytest.raises(ValueError, match="Nothing to verify on"):
+        fn(lstm_model(), tmp_path / "c" / "out", preprocess=lambda t: t, **kwargs)
+    assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
+
+
+def test_rows_not_a_multiple_of_the_batch_are_refused_before_converting(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(export, "_convert", None)  # would raise TypeError if called
+    with pytest.raises(ValueError, match="batches of exactly batch_size=2"):
+        export.export_tflite(
+            lstm_model(),
+            tmp_path / "m.tflite",
+            max_length=4,
+            batch_size=2,
+            verify_inputs=[np.ones((3, 4), "int32")],
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "path, error, match",
+    [
+        (".", ValueError, "names no file or folder"),
+        ("", ValueError, "names no file or folder"),
+        ("notes.txt/out", NotADirectoryError, "notes.txt' is a file"),
+    ],
+)
+def test_paths_that_cannot_be_an_export(path, error, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("keep")
+    for fn in (export.export_saved_model, export.export_tflite):
+        with pytest.raises(error, match=match):
+            fn(lstm_model(), path, max_length=4) if fn is export.export_tflite else fn(
+                lstm_model(), path
+            )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_bool_mask_input_exports_with_verify_inputs(tmp_path):
+    """Inputs that cannot be drawn at random (a bool mask) are verified on the
+    given verify_inputs; without them the error names the input, before
+    anything is written."""
+    x = keras.Input((None, 2), name="x")
+    mask = keras.Input((None,), dtype="bool", name="m")
+    model = h.randomize(keras.Model([x, mask], keras_lstm.LSTM(3)(x, mask=mask)))
+    xs = np.random.default_rng(0).standard_normal((2, 4, 2)).astype("float32")
+    ms = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)
+    with pytest.raises(ValueError, match="dtype bool for input 'm'"):
+        export.export_saved_model(model, tmp_path / "s")
+    assert list(tmp_path.iterdir()) == []
+    saved = export.export_saved_model(model, tmp_path / "s", verify_inputs=[xs, ms])
+    lite = export.export_tflite(
+        model, tmp_path / "m.tflite", max_length=4, verify_inputs={"m": ms, "x": xs}
+    )
+    for report in (saved, lite):
+        assert report["cases"][0]["case"] == "given verify_inputs"
+        assert not [c for c in report["cases"] if c["case"].startswith("random")]
+        assert report["passed"]
+    want = h.keras_out(model, xs, ms)
+    assert (
+        h.max_diff(h.litert_outputs(tmp_path / "m.tflite", {"x": xs, "m": ms}), want)
+        <= h.ATOL
+    )

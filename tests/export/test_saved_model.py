@@ -143,3 +143,25 @@ def test_static_batch_and_stateful_models_export_and_keep_their_states(tmp_path)
     after = [keras.ops.convert_to_numpy(s) for s in layer.states]
     for b, a in zip(before, after):
         np.testing.assert_array_equal(a, b)
+
+
+def test_input_names_become_valid_unique_signature_names(tmp_path):
+    """A name TF cannot take as a signature argument (a leading underscore,
+    non-ASCII, a Python keyword) or a generated one is replaced by
+    inputs_<i>, unique even next to an Input explicitly named inputs_0."""
+    inputs = [
+        keras.Input((None, 2)),  # Keras names it keras_tensor_<n>
+        keras.Input((None, 2), name="inputs_0"),
+        keras.Input((None, 2), name="_x"),
+        keras.Input((None, 2), name="für"),
+        keras.Input((None, 2), name="class"),
+        keras.Input((None, 2), name="ok_1"),
+    ]
+    joined = keras.layers.Concatenate()(inputs)
+    model = h.randomize(keras.Model(inputs, keras_lstm.GRU(3)(joined)))
+    names = ["inputs_0_1", "inputs_0", "inputs_2", "inputs_3", "inputs_4", "ok_1"]
+    report = export.export_saved_model(model, tmp_path / "serving")
+    assert [i["name"] for i in report["inputs"]] == names
+    lite = export.export_tflite(model, tmp_path / "m.tflite", max_length=3)
+    assert [i["name"] for i in lite["inputs"]] == names
+    assert report["passed"] and lite["passed"]
