@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from typing import Any, Sequence, TypeVar
 
@@ -86,8 +87,8 @@ class TrainConfig:
             _positive(name, getattr(self, name))
         for name in ("patience", "steps_per_epoch", "cpu_replicas"):
             _non_negative(name, getattr(self, name))
-        if not self.learning_rate > 0:
-            _fail("learning_rate", self.learning_rate, "must be > 0")
+        if not 0 < self.learning_rate < math.inf:
+            _fail("learning_rate", self.learning_rate, "must be a finite number > 0")
         if not self.clipnorm >= 0:
             _fail("clipnorm", self.clipnorm, "must be >= 0 (0 turns clipping off)")
         if self.cpu_replicas and self.distribute != "mirrored":
@@ -169,7 +170,23 @@ def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
         )
 
 
-_TYPES = {int: int, "int": int, float: float, "float": float, str: str, "str": str}
+def _finite_float(text: str) -> float:
+    """A float option: nan and inf are refused (no option means them)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+_finite_float.__name__ = "float"  # argparse's "invalid float value" wording
+_TYPES = {
+    int: int,
+    "int": int,
+    float: _finite_float,
+    "float": _finite_float,
+    str: str,
+    "str": str,
+}
 
 
 def from_namespace(config_class: type[Config], namespace: Any) -> Config:

@@ -44,6 +44,13 @@ def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
     """A fresh `runs_dir/task/<YYYYmmdd-HHMMSS>` folder (suffixed if taken)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     parent = Path(runs_dir) / task
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--runs-dir={str(runs_dir)!r}: cannot create {parent} "
+            f"({error.strerror or error})"
+        ) from None
     path, n = parent / stamp, 1
     while path.exists():
         n += 1
@@ -117,6 +124,8 @@ def check_export_dir(path: str | os.PathLike) -> Path:
     parent = next(p for p in final.parents if p.exists())
     if not parent.is_dir():
         raise ConfigError(f"--export-dir={str(path)!r}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--export-dir={str(path)!r}: {parent} is not writable")
     names = {p.name for p in final.iterdir()} if final.is_dir() else set()
     if names and ("model.keras" not in names or names - EXPORT_NAMES):
         other = ", ".join(sorted(names - EXPORT_NAMES)[:3] or sorted(names)[:3])

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -192,7 +193,13 @@ def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
     check_tensorboard(config)
     export_dir = getattr(config, "export_dir", "")
     if export_dir:
-        check_export_dir(export_dir)
+        final = check_export_dir(export_dir)
+        runs = Path(config.runs_dir).resolve()
+        if runs == final or final in runs.parents:
+            raise ConfigError(
+                f"--export-dir={export_dir!r} holds --runs-dir={config.runs_dir!r}; "
+                "the export replaces its whole folder, so keep them apart"
+            )
     if run is None:
         run = new_run(config.runs_dir, task)
         write_json(run.config, dataclasses.asdict(config))
@@ -239,6 +246,53 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.wait += 1
             if self._is_improvement(value, self.best):
                 self.best, self.best_epoch, self.wait = value, epoch, 0
+
+    def stopped_before(self, past_rows) -> bool:
+        """Whether the past epochs had already stopped training, as
+        `on_epoch_end` decides at the last of them (`epoch > 0` included)."""
+        self.on_train_begin()
+        return len(self.past) > 1 and self.wait >= self.patience
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose backup is never half-written.
+
+    Keras overwrites `latest.weights.h5` and then `training_metadata.json` in
+    place: a run killed while writing the weights could not be resumed
+    (corrupt HDF5), and one killed between the two files would resume with
+    the next epoch's weights. Here each epoch's weights go to a new file and
+    the metadata, written to a temporary sibling and renamed, names it: the
+    rename commits the epoch; older weight files are deleted afterwards.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{self._current_epoch}.weights.h5"
+        self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+        metadata = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "weights": name,
+        }
+        with atomic_path(Path(self._training_metadata_path)) as tmp:
+            tmp.write_text(json.dumps(metadata))
+        for old in Path(self.backup_dir).glob("*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+    def _load_model(self):
+        if not self.model.built:
+            raise ValueError(
+                "BackupAndRestore needs a built model; build it before fit()."
+            )
+        metadata_path = Path(self._training_metadata_path)
+        if not metadata_path.exists():
+            return
+        metadata = json.loads(metadata_path.read_text())
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model._initial_epoch = metadata["epoch"]
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -287,9 +341,9 @@ def _history_rows(run: RunFolder) -> list[dict[str, str]]:
 
 
 def _finished(run: RunFolder) -> bool:
-    """Whether training in `run` ran to its end: epochs are in history.csv (each
-    written after the epoch's backup) and the backup is gone (BackupAndRestore
-    deletes it only when `fit` ends; a killed run keeps it)."""
+    """Whether training in `run` ran to its end: epochs are in history.csv and
+    the backup is gone (BackupAndRestore deletes it only when `fit` ends; a
+    killed run keeps it)."""
     return not run.backup.exists() and bool(_history_rows(run))
 
 
@@ -344,6 +398,9 @@ def fit(
     was killed, mid-epoch included, from its last completed epoch; a run whose
     training had finished is not trained again (best.keras is loaded).
     """
+    for stale in run.path.glob(".*.tmp-*"):  # a killed run's half-written files
+        if stale.is_file():
+            stale.unlink()
     if _finished(run):
         print(f"{run.path}: training finished earlier; using its best.keras")
         if run.checkpoint.exists():
@@ -351,18 +408,28 @@ def fit(
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(str(run.checkpoint))
         plot_history(run.history, run.path)  # in case it died before the plots
-        return read_history(run.history)
+        return _check_finite(model, read_history(run.history), run)
     past = _past_history(run, _completed_epochs(run))
     past_values = [float(row[monitor]) for row in past]
     best = None
     if past_values:
         best = min(past_values) if mode == "min" else max(past_values)
+    early_stopping = ResumableEarlyStopping(
+        past_values, monitor=monitor, mode=mode, patience=config.patience
+    )
+    stoppers = [early_stopping, *extra_callbacks]
+    if past and any(
+        c.stopped_before(past) for c in stoppers if hasattr(c, "stopped_before")
+    ):
+        # Killed after its last epoch's backup, before `fit` returned: the
+        # uninterrupted run stopped there, so this one does not train on.
+        shutil.rmtree(run.backup)
+        return fit(model, train, validation, config, run, monitor, mode)
     callbacks = [
         EpochOrder(train),
         ReseedEachEpoch(),
         keras.callbacks.TerminateOnNaN(),
         EpochSeconds(),  # before CSVLogger, which writes the logs it adds to
-        keras.callbacks.BackupAndRestore(str(run.backup)),
         keras.callbacks.CSVLogger(str(run.history), append=True),
         AtomicModelCheckpoint(
             str(run.checkpoint),
@@ -371,13 +438,14 @@ def fit(
             save_best_only=True,
             initial_value_threshold=best,
         ),
-        ResumableEarlyStopping(
-            past_values, monitor=monitor, mode=mode, patience=config.patience
-        ),
-        *extra_callbacks,
+        *stoppers,
     ]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.logs)))
+    # Last: an epoch's backup is written only once its history row, best
+    # checkpoint and stop decisions are, so a run killed in between redoes
+    # that epoch (the same numbers) instead of skipping its checkpoint.
+    callbacks.append(AtomicBackupAndRestore(str(run.backup)))
     if config.distribute == "multi_worker":
         multi_worker.patch_model(model, train[0])
     verbose = config.verbose if config.verbose == "auto" else int(config.verbose)
@@ -401,7 +469,26 @@ def fit(
     if run.checkpoint.exists():
         model.load_weights(str(run.checkpoint))
     plot_history(run.history, run.path)
-    return read_history(run.history)
+    return _check_finite(model, read_history(run.history), run)
+
+
+class TrainingDiverged(ConfigError):
+    """The loss became NaN or infinite and no finite epoch was kept."""
+
+
+def _check_finite(model, history: dict, run: RunFolder) -> dict:
+    """`history`, or TrainingDiverged when the model to evaluate and export
+    holds non-finite weights (every epoch diverged: nothing worth saving)."""
+    if all(np.isfinite(w).all() for w in model.get_weights()):
+        return history
+    losses = history.get("loss", [])
+    epoch = next((i + 1 for i, v in enumerate(losses) if not np.isfinite(v)), None)
+    where = f"in epoch {epoch} (loss {losses[epoch - 1]})" if epoch else ""
+    raise TrainingDiverged(
+        f"training diverged {where}: the weights are not finite, so nothing is "
+        f"evaluated or exported (run folder {run.path}). Lower --learning-rate "
+        "or set --clipnorm."
+    )
 
 
 def replica_weight_spread(model: keras.Model) -> float:

@@ -81,6 +81,12 @@ class LongRangeConfig(TrainConfig):
             raise common.ConfigError(
                 "--rnn/--cell: this task compares layers; use --models"
             )
+        if self.mixed_precision or self.distribute != "none":
+            # Small float32 models on one device; the options would be ignored.
+            raise common.ConfigError(
+                "--mixed-precision/--distribute: not supported by this task "
+                "(small float32 models on one device)"
+            )
         if self.steps_per_epoch < 1:
             raise common.ConfigError(
                 f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1"
@@ -238,6 +244,10 @@ class StopWhenSolved(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (logs or {}).get("val_loss", np.inf) < self.threshold:
             self.model.stop_training = True
+
+    def stopped_before(self, past_rows) -> bool:
+        """Whether a resumed run's past epochs were already solved."""
+        return any(float(row["val_loss"]) < self.threshold for row in past_rows)
 
 
 def train_one(config, run, name: str, length: int, data: dict) -> dict:

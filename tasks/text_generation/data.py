@@ -67,9 +67,13 @@ def check_names(names: tuple[str, ...], validation: list[str], test: list[str]):
                 f"choose from {', '.join(names)}"
             )
     both = sorted(set(validation) & set(test))
-    if both or len(set(validation)) < len(validation) or len(set(test)) < len(test):
+    twice = sorted(
+        {n for chosen in (validation, test) for n in chosen if chosen.count(n) > 1}
+    )
+    if both or twice:
         raise ConfigError(
-            f"--validation-works / --test-works: a work is named twice {both or ''}"
+            "--validation-works / --test-works: a work is named twice: "
+            + ", ".join(both + twice)
         )
 
 

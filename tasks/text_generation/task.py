@@ -125,6 +125,12 @@ def load_data(config: TextGenerationConfig) -> Prepared:
             data.parse_names(config.test_works),
         )
     vocabulary = data.build_vocabulary(texts["train"], config.min_count)
+    if len(vocabulary) < 3:
+        raise common.ConfigError(
+            f"--min-count={config.min_count}: keeps {len(vocabulary) - 1} "
+            "character(s) of the training text; a model needs at least 2 "
+            "besides the unknown one (lower --min-count)"
+        )
     ids = {split: data.encode(text, vocabulary) for split, text in texts.items()}
     return Prepared(vocabulary, ids, works)
 

@@ -395,7 +395,11 @@ def predict(csv_path: str | Path, model_dir: str | Path) -> dict:
     """
     from tasks.weather.export import load_exported
 
-    model, stats = load_exported(model_dir)
+    return predict_with(csv_path, *load_exported(model_dir))
+
+
+def predict_with(csv_path: str | Path, model: keras.Model, stats: dict) -> dict:
+    """`predict` with the model and stats already loaded (`load_exported`)."""
     with open(csv_path, newline="") as f:
         series = data.read_long_csv(f, stats["features"], allow_missing=True)
     hours, values = data.latest_window(
@@ -427,8 +431,14 @@ def predict_main(argv: Sequence[str]) -> None:
     parser.add_argument("--csv", required=True, help="observations, bundled format")
     parser.add_argument("--model-dir", default="saved_models/weather")
     args = parser.parse_args(argv)
+    from tasks.weather.export import load_exported
+
     try:
-        result = predict(args.csv, args.model_dir)
+        model, stats = load_exported(args.model_dir)
+    except (ValueError, OSError) as error:
+        sys.exit(f"error: --model-dir={args.model_dir}: {error}")
+    try:
+        result = predict_with(args.csv, model, stats)
     except (ValueError, OSError) as error:
         sys.exit(f"error: {args.csv}: {error}")
     print(f"forecast from {result['from']} UTC")

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import warnings
 
@@ -39,7 +40,10 @@ def test_flags_come_from_the_dataclass(capsys):
     [
         (["--name", "c"], "invalid choice: 'c' (choose from 'a', 'b')"),
         (["--epochs", "0"], "--epochs=0: must be a positive integer"),
-        (["--learning-rate", "-1"], "--learning-rate=-1.0: must be > 0"),
+        (["--learning-rate", "-1"], "--learning-rate=-1.0: must be a finite number"),
+        (["--learning-rate", "inf"], "--learning-rate: must be a finite number"),
+        (["--clipnorm", "nan"], "--clipnorm: must be a finite number, got 'nan'"),
+        (["--clipnorm", "x"], "--clipnorm: invalid float value: 'x'"),
         (["--cpu-replicas", "2"], "--cpu-replicas=2: needs --distribute mirrored"),
         (["--batch-size", "x"], "invalid int value: 'x'"),
     ],
@@ -221,6 +225,30 @@ class WithExport(Small):
     export_dir: str = common.option("", "export folder")
 
 
+def test_unusable_runs_and_export_folders_are_named_before_any_run(tmp_path):
+    (tmp_path / "a_file").write_text("keep")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    cases = [
+        (dict(runs_dir=str(tmp_path / "a_file")), "--runs-dir=.*cannot create"),
+        (
+            dict(
+                runs_dir=str(tmp_path / "exp" / "runs"),
+                export_dir=str(tmp_path / "exp"),
+            ),
+            "--export-dir=.* holds --runs-dir",
+        ),
+    ]
+    if os.geteuid() != 0:  # root writes anywhere
+        cases.append(
+            (dict(runs_dir="r", export_dir=str(locked / "e")), "is not writable")
+        )
+    for options, message in cases:
+        with pytest.raises(common.ConfigError, match=message):
+            common.start_run("demo", WithExport(**options))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "locked"]
+
+
 def test_export_dir_must_be_new_empty_or_an_earlier_export(tmp_path):
     """The export replaces the whole folder, so a folder of other files (say
     saved_models/ itself, or '.') is refused before any training, untouched."""
@@ -383,3 +411,134 @@ def test_resume_from_the_command_line_compares_typed_options(tmp_path):
     )  # fmt: skip
     with pytest.raises(common.ConfigError, match="--epochs=10: .*epochs = 3"):
         common.start_run("demo", common.parse(WithExport, [*argv, "--epochs", "10"]))
+
+
+class Killed(Exception):
+    """Stands in for a killed process."""
+
+
+def fit_tiny(runs_dir, resume="", extra=(), epochs=4, patience=10, rate=0.05):
+    """common.fit of a tiny model on fixed data: (history, weights, run)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)), rng.normal(size=(32, 1))
+    cfg = Small(
+        epochs=epochs, patience=patience, runs_dir=str(runs_dir), verbose="0",
+        resume=resume,
+    )  # fmt: skip
+    cfg, run = common.start_run("demo", cfg)
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse")
+    history = common.fit(
+        model, ArrayBatches(x, y, batch_size=8, seed=0), (x, y), cfg, run,
+        extra_callbacks=list(extra),
+    )  # fmt: skip
+    return history, model.get_weights(), run
+
+
+def assert_same_run(a, b):
+    """Same history (but the epochs' wall times) and final weights."""
+
+    def numbers(history):
+        return {k: v for k, v in history.items() if k != "epoch_seconds"}
+
+    assert numbers(a[0]) == numbers(b[0])
+    assert numbers(common.read_history(a[2].history)) == numbers(a[0])
+    for got, want in zip(a[1], b[1]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_killed_while_saving_the_best_epoch_resumes_to_the_same_run(
+    tmp_path, monkeypatch
+):
+    """The backup of an epoch is written after its checkpoint: a run killed
+    while best.keras is saved redoes that epoch instead of resuming after it
+    without its checkpoint (which left the second-best model exported)."""
+    whole = fit_tiny(tmp_path / "whole")
+    real = common.training.AtomicModelCheckpoint._save_model
+
+    def killed_in_the_last_epoch(self, epoch, batch, logs):
+        if epoch == 3:  # its best: the loss falls every epoch here
+            raise Killed("killed while saving best.keras")
+        real(self, epoch, batch, logs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            common.training.AtomicModelCheckpoint,
+            "_save_model",
+            killed_in_the_last_epoch,
+        )
+        with pytest.raises(Killed):
+            fit_tiny(tmp_path / "killed")
+    assert whole[0]["val_loss"] == sorted(whole[0]["val_loss"], reverse=True)
+    assert_same_run(fit_tiny(tmp_path / "killed", resume="latest"), whole)
+
+
+def test_killed_while_writing_the_backup_resumes_to_the_same_run(tmp_path, monkeypatch):
+    """A backup killed halfway (a truncated weights file) is never the one a
+    resumed run loads: the metadata, renamed into place last, names the
+    previous epoch's complete file."""
+    whole = fit_tiny(tmp_path / "whole")
+    real = keras.Model.save_weights
+    calls = []
+
+    def killed_halfway(self, filepath, *args, **kwargs):
+        real(self, filepath, *args, **kwargs)
+        calls.append(filepath)
+        if "backup" in str(filepath) and len(calls) == 3:
+            with open(filepath, "r+b") as f:
+                f.truncate(100)
+            raise Killed("killed while writing the backup")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "save_weights", killed_halfway)
+        with pytest.raises(Killed):
+            fit_tiny(tmp_path / "killed")
+    resumed = fit_tiny(tmp_path / "killed", resume="latest")
+    assert_same_run(resumed, whole)
+    assert not list(resumed[2].path.glob(".*.tmp-*"))
+
+
+class StopAfterEpoch2(keras.callbacks.Callback):
+    """A stop rule a resumed run can replay from its history (as long_range's
+    StopWhenSolved does)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.model.stop_training = True
+
+    def stopped_before(self, past_rows):
+        return len(past_rows) >= 2
+
+
+class KilledAtTrainEnd(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        raise Killed("killed after the last backup, before fit returned")
+
+
+def test_a_run_killed_after_it_stopped_does_not_train_on(tmp_path):
+    whole = fit_tiny(tmp_path / "whole", extra=[StopAfterEpoch2()])
+    assert len(whole[0]["loss"]) == 2
+    with pytest.raises(Killed):
+        fit_tiny(tmp_path / "killed", extra=[StopAfterEpoch2(), KilledAtTrainEnd()])
+    resumed = fit_tiny(tmp_path / "killed", resume="latest", extra=[StopAfterEpoch2()])
+    assert_same_run(resumed, whole)
+    assert not resumed[2].backup.exists()
+
+
+@pytest.mark.parametrize(
+    "past, stopped", [([3.0, 2.0, 1.0], False), ([1.0, 2.0, 3.0], True), ([1.0], False)]
+)
+def test_early_stopping_replays_whether_the_past_epochs_stopped(past, stopped):
+    # Keras' EarlyStopping, patience 2: stops at the second epoch without a
+    # new best, never at the first epoch.
+    early = common.training.ResumableEarlyStopping(past, monitor="val_loss", patience=2)
+    assert early.stopped_before([]) is stopped
+
+
+def test_a_diverged_run_stops_with_a_clear_error_before_any_export(tmp_path):
+    """Every epoch NaN: a one-line error (a ConfigError, which the CLIs print),
+    not an export of NaN weights; also when such a run is resumed."""
+    for resume in ("", "latest"):
+        with pytest.raises(common.ConfigError, match="training diverged in epoch 1"):
+            fit_tiny(tmp_path, resume=resume, rate=1e38)

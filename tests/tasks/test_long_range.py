@@ -137,6 +137,9 @@ def test_chrono_init_sets_memory_biases_and_keeps_ours_equal_to_keras():
         (["--cell", "keras"], "use --models"),
         (["--model-learning-rates", "lstm:1"], "--model-learning-rates"),
         (["--model-learning-rates", "rnn=1"], "--model-learning-rates"),
+        (["--mixed-precision"], "--mixed-precision/--distribute: not supported"),
+        (["--distribute", "mirrored"], "--mixed-precision/--distribute"),
+        (["--solved-mse", "nan"], "--solved-mse: must be a finite number"),
     ],
 )
 def test_bad_flags_exit_with_a_message_naming_them(argv, message, capsys):

@@ -88,7 +88,8 @@ def test_held_out_works_never_overlap_training(works):
 @pytest.mark.parametrize(
     "validation, test, message",
     [
-        (["hamlet"], ["hamlet"], "a work is named twice"),
+        (["hamlet"], ["hamlet"], "a work is named twice: hamlet"),
+        (["hamlet"], ["macbeth", "macbeth"], "a work is named twice: macbeth"),
         (["hamlett"], ["macbeth"], "--validation-works: unknown work(s) hamlett"),
         (["hamlet"], [], "--test-works: name at least one work"),
     ],
@@ -394,6 +395,12 @@ def test_bad_input_gets_one_clear_line(args, message, capsys):
     err = capsys.readouterr().err
     assert message in err or message in str(exit_info.value.code), err
     assert "Traceback" not in err
+
+
+def test_a_min_count_that_keeps_no_characters_is_named(tmp_path):
+    config = textgen.TextGenerationConfig(min_count=10**8, runs_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="--min-count=100000000: keeps 0 char"):
+        textgen.load_data(config)
 
 
 class Killed(Exception):

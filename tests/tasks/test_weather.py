@@ -639,3 +639,13 @@ def test_resume_may_point_at_a_moved_jena_csv(tmp_path):
     resume = [*runs, "--resume", "latest", "--jena-csv", str(new)]
     config, _ = common.start_run("weather", common.parse(weather.WeatherConfig, resume))
     assert (config.dataset, config.jena_csv) == ("jena", str(new))
+
+
+def test_predict_blames_the_model_folder_not_the_csv(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        weather.predict_main(
+            ["--csv", "tasks/weather/example_recent.csv", "--model-dir", str(tmp_path)]
+        )
+    assert str(exit_info.value.code).startswith(
+        f"error: --model-dir={tmp_path}: no trained model at"
+    )
