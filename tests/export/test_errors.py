@@ -327,3 +327,41 @@ def test_a_bool_mask_input_exports_with_verify_inputs(tmp_path):
         h.max_diff(h.litert_outputs(tmp_path / "m.tflite", {"x": xs, "m": ms}), want)
         <= h.ATOL
     )
+
+
+def test_preprocess_with_variables_exports_to_both_formats(tmp_path):
+    """A tf.Module holding a variable (TFLite tracked it nowhere: 'untracked
+    resource'), and a Keras layer not built yet (built inside the trace, its
+    weights were graph tensors that cannot be saved)."""
+    import tensorflow as tf
+
+    class Shift(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.v = tf.Variable([0.5, -0.5])
+
+        def __call__(self, t):
+            return t + self.v
+
+    x = keras.Input((None, 2), name="x")
+    model = h.randomize(keras.Model(x, keras_lstm.LSTM(2)(x)))
+    rows = [np.random.default_rng(0).standard_normal((1, 3, 2)).astype("float32")]
+    for name, preprocess in [
+        ("shift", Shift()),
+        ("norm", keras.layers.Normalization(mean=[1.0, 2.0], variance=[4.0, 9.0])),
+    ]:
+        for fn, kwargs in [
+            (export.export_saved_model, {}),
+            (export.export_tflite, {"max_length": 3}),
+        ]:
+            report = fn(
+                model,
+                tmp_path / f"{name}-{fn.__name__}",
+                preprocess=preprocess,
+                verify_inputs=rows,
+                **kwargs,
+            )
+            assert report["passed"]
+    want = keras.ops.convert_to_numpy(model(rows[0] + np.array([0.5, -0.5])))
+    got = h.litert_outputs(tmp_path / "shift-export_tflite", {"x": rows[0]})
+    assert h.max_diff(got, [want]) <= h.ATOL
