@@ -30,6 +30,10 @@ def write(model: keras.Model, stats: dict, out_dir: Path) -> dict:
         reloaded = keras.saving.load_model(folder / "model.keras")
         expected = model.predict(probe, verbose=0)
         diff = np.max(np.abs(reloaded.predict(probe, verbose=0) - expected))
+        if not diff <= 1e-5:  # raising inside atomic_dir: nothing is replaced
+            raise RuntimeError(
+                f"export check failed: model.keras reloads {diff:.3g} off (> 1e-5)"
+            )
         report = {"dir": str(out_dir), "keras_max_abs_diff": float(diff)}
         if keras.backend.backend() == "tensorflow":
             from keras_lstm import export

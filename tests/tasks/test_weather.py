@@ -649,3 +649,21 @@ def test_predict_blames_the_model_folder_not_the_csv(tmp_path):
     assert str(exit_info.value.code).startswith(
         f"error: --model-dir={tmp_path}: no trained model at"
     )
+
+
+def test_an_export_that_reloads_differently_is_not_installed(tmp_path, monkeypatch):
+    from tasks.weather import export
+
+    x = keras.Input((3, 2))
+    model = keras.Model(x, keras.layers.Dense(1)(keras.layers.Flatten()(x)))
+    stats = {"lookback": 3, "inputs": ["a", "b"]}
+
+    def load_other(path, *args, **kwargs):
+        other = keras.models.clone_model(model)
+        other.set_weights([w + 1.0 for w in model.get_weights()])
+        return other
+
+    monkeypatch.setattr(keras.saving, "load_model", load_other)
+    with pytest.raises(RuntimeError, match="export check failed: model.keras reloads"):
+        export.write(model, stats, tmp_path / "export")
+    assert list(tmp_path.iterdir()) == []
