@@ -9,7 +9,13 @@ from tasks.common.config import (
 )
 from tasks.common.data import ArrayBatches
 from tasks.common.plots import plot_history, read_history
-from tasks.common.runs import RunFolder, atomic_dir, atomic_path, write_json
+from tasks.common.runs import (
+    INTERRUPTED,
+    RunFolder,
+    atomic_dir,
+    atomic_path,
+    write_json,
+)
 from tasks.common.training import (
     accelerator,
     device_name,
@@ -26,6 +32,7 @@ from tasks.common.training import (
 )
 
 __all__ = [
+    "INTERRUPTED",
     "ConfigError",
     "ArrayBatches",
     "RunFolder",

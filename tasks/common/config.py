@@ -125,12 +125,19 @@ def _non_negative(name: str, value: int) -> None:
         _fail(name, value, "must be >= 0")
 
 
+class _HelpFormatter(
+    argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter
+):
+    """Defaults shown; the description (a task's docstring, with its example
+    commands one per line) kept as written."""
+
+
 def build_parser(config_class: type, description: str = "") -> argparse.ArgumentParser:
     """An argparse parser with one `--flag` per field of `config_class`."""
     parser = argparse.ArgumentParser(
         prog=_program(),
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     add_options(parser, config_class)
     return parser

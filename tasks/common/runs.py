@@ -165,3 +165,9 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+INTERRUPTED = (
+    "interrupted: the run folder keeps every finished epoch; continue with the "
+    "same command plus --resume latest"
+)

@@ -288,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _, run, metrics = train(config)
     except (common.ConfigError, BundledDataError, DatasetError) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(common.INTERRUPTED)
     print(f"\nrun folder: {run.path}")
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} (majority class "

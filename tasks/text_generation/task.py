@@ -322,6 +322,8 @@ class GenerateConfig:
 
     def validate(self) -> None:
         sampling.check_sampling(self.length, self.temperature, self.top_k)
+        if self.seed < 0:
+            raise common.ConfigError(f"--seed={self.seed}: must be >= 0")
 
 
 def generate_main(argv: Sequence[str]) -> None:
@@ -351,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _, run, metrics = train(config)
     except (common.ConfigError, BundledDataError, DatasetError) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(common.INTERRUPTED)
     print(f"\nrun folder: {run.path}")
     for split in ("validation", "test"):
         print(

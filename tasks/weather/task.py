@@ -93,8 +93,10 @@ class WeatherConfig(TrainConfig):
                 "baseline reads the same hour of the previous day)"
             )
         for name in ("units", "max_gap", "members"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: must be positive")
+            value = getattr(self, name)
+            if value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag}={value}: must be positive")
         v, t = self.validation_fraction, self.test_fraction
         if not (0 < v < 1 and 0 < t < 1 and v + t < 0.9):
             raise ConfigError(
@@ -456,6 +458,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _, run, metrics = train(config)
     except (ConfigError, BundledDataError, DatasetError) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit(common.INTERRUPTED)
     print(f"\nrun folder: {run.path}")
     print(
         f"test MAE (°C), {metrics['epochs_run']} epochs, "

@@ -7,6 +7,7 @@ import pytest
 from tests.layers.helpers import (
     assert_all_close,
     copy_weights,
+    float64_enabled,
     pair,
     randomize,
     share_random_weights,
@@ -55,6 +56,48 @@ def test_same_outputs_and_states(kind, kwargs):
     x = inputs()
     share_random_weights(ours, builtin, x.shape)
     assert_all_close(ours(x), builtin(x))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
+def test_integer_sequences(kind, training):
+    """int32 features (e.g. 0/1 flags) are promoted to the compute dtype as by the
+    built-ins, on every engine (torch's fused kernels and TensorFlow's BPTT loop
+    take floats only)."""
+    ours, builtin = pair(kind, UNITS, return_sequences=True, return_state=True)
+    x = np.random.default_rng(0).integers(0, 2, (BATCH, STEPS, FEATURES))
+    x = x.astype("int32")
+    share_random_weights(ours, builtin, x.shape)
+    expected = builtin(x, training=training)
+    assert_all_close(ours(x, training=training), expected)
+    assert_all_close(ours(x.astype("float32"), training=training), expected)
+
+
+FLOAT64_CONFIGS = [
+    ("lstm", {"activation": "relu"}),
+    ("lstm", {"recurrent_activation": "hard_sigmoid"}),
+    ("gru", {"activation": "relu"}),
+    ("gru", {"recurrent_activation": "hard_sigmoid"}),
+]
+
+
+@pytest.mark.parametrize(
+    "kind,kwargs", FLOAT64_CONFIGS, ids=[ids(c) for c in FLOAT64_CONFIGS]
+)
+@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "allvalid"])
+def test_float64_is_float64_precise(kind, kwargs, masked):
+    """dtype="float64" with activations no fused kernel has (our keras.ops cell
+    runs): as exact as the built-in, whose unmasked torch loop uses
+    torch.matmul. keras.ops.matmul on torch computes float64 in float32 (error
+    ~1e-7 here). The all-True mask sends ours through Keras' masked loop."""
+    with float64_enabled():
+        ours, builtin = pair(
+            kind, UNITS, return_sequences=True, dtype="float64", **kwargs
+        )
+        x = 2 * np.random.default_rng(1).standard_normal((BATCH, 10, FEATURES))
+        share_random_weights(ours, builtin, x.shape)
+        mask = np.ones(x.shape[:2], bool) if masked else None
+        assert_all_close(ours(x, mask=mask), builtin(x), atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])

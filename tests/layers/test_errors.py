@@ -17,9 +17,12 @@ def test_units(kind, units):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
-@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, "0.2"])
+@pytest.mark.parametrize("value", [-0.1, 1.0001, 1.5, "0.2", True])
 def test_dropout_rates(kind, name, value):
-    with pytest.raises(ValueError, match=rf"`{name}`.*{name}={value!r}"):
+    # keras.layers.LSTM clips -0.1 and 1.5 into [0, 1]; we raise on purpose.
+    with pytest.raises(
+        ValueError, match=rf"`{name}` must be a float in \[0, 1\].*{name}={value!r}"
+    ):
         OURS[kind](4, **{name: value})
 
 
@@ -76,7 +79,7 @@ def test_initial_state_shape(kind, state_shape):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("mask_shape", [(2, 4), (3, 3), (2, 3, 1)])
+@pytest.mark.parametrize("mask_shape", [(2, 4), (3, 3), (2, 3, 2), (2, 4, 1), (2,)])
 def test_mask_shape(kind, mask_shape):
     x = np.zeros((2, 3, 5), "float32")
     with pytest.raises(ValueError, match=r"`mask`.*\(2, 3\).*" + str(mask_shape)):

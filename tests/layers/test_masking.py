@@ -76,6 +76,19 @@ def test_explicit_mask(kind, options):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_mask_with_trailing_unit_axis(kind):
+    """A (batch, timesteps, 1) mask, the shape Keras' loop uses inside, is
+    accepted as by the built-ins and means the same as (batch, timesteps)."""
+    ours, builtin = pair(kind, UNITS, **OPTIONS[0])
+    x = np.random.default_rng(1).standard_normal((len(MASK), STEPS, FEATURES))
+    x = x.astype("float32")
+    share_random_weights(ours, builtin, x.shape)
+    expected = builtin(x, mask=MASK)
+    assert_all_close(builtin(x, mask=MASK[..., None]), expected)
+    assert_all_close(ours(x, mask=MASK[..., None]), expected)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_masked_steps_do_not_change_states(kind):
     """Independent of the built-ins: a padded row ends in the same state as the
     same row without padding; a fully masked row keeps its initial (zero) state."""

@@ -12,7 +12,14 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layers.helpers import OURS, numpy, randomize
+from tests.layers.helpers import (
+    ATOL,
+    OURS,
+    numpy,
+    pair,
+    randomize,
+    share_random_weights,
+)
 
 TOLERANCE = {"mixed_float16": 5e-3, "mixed_bfloat16": 3e-2}
 STEPS, FEATURES, UNITS = 20, 8, 16
@@ -56,3 +63,25 @@ def test_mixed_precision(kind, policy):
     assert np.isfinite(loss)
     assert all(v.dtype == "float32" for v in mixed.weights)
     assert all(np.isfinite(w).all() for w in mixed.get_weights())
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["numpy", "tensor"])
+def test_stateless_call(kind, policy, as_tensor):
+    """`layer.stateless_call` skips `Layer.__call__` (its input conversion and
+    autocast scope); it still computes in the compute dtype and takes NumPy
+    input, as the built-in LSTM does. Reference: the built-in's `__call__`
+    (its GRU's own `stateless_call` fails under mixed precision on jax)."""
+    ours, builtin = pair(kind, 4, return_sequences=True, dtype=policy)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
+    share_random_weights(ours, builtin, x.shape)
+    trainable = [v.value for v in ours.trainable_variables]
+    non_trainable = [v.value for v in ours.non_trainable_variables]
+    inputs = keras.ops.convert_to_tensor(x) if as_tensor else x
+    out, _ = ours.stateless_call(trainable, non_trainable, inputs)
+    compute_dtype = policy.split("_")[-1]
+    assert keras.backend.standardize_dtype(out.dtype) == compute_dtype
+    expected = numpy(builtin(x))[0].astype("float32")
+    error = np.abs(numpy(out)[0].astype("float32") - expected).max()
+    assert error <= TOLERANCE.get(policy, ATOL)

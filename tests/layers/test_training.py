@@ -92,3 +92,26 @@ def test_dropout_masks_match_builtin_with_same_seed(kind, rates):
     x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
     share_random_weights(ours, builtin, x.shape)
     assert_all_close(ours(x, training=True), builtin(x, training=True))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
+def test_rate_one_drops_nothing_like_builtin_cell(kind, name):
+    """A rate of 1.0 (what keras.layers.LSTM saves for 1.0 or more) is accepted,
+    also from the built-in's config, and applies no dropout, as the built-in's
+    cell does (`0.0 < self.dropout < 1.0`). An all-True mask makes the built-in
+    run its cell on every backend: without a mask its fused torch (and jax GRU)
+    paths multiply the inputs by a rate-1.0 dropout mask, i.e. by zero."""
+    kwargs = {name: 1.0, "seed": 5, "return_sequences": True}
+    ours, builtin = OURS[kind](UNITS, **kwargs), BUILTIN[kind](UNITS, **kwargs)
+    x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
+    share_random_weights(ours, builtin, x.shape)
+    everything = np.ones((4, STEPS), bool)
+    expected = builtin(x, mask=everything, training=True)
+    assert_all_close(ours(x, training=True), expected)
+    assert_all_close(ours(x, mask=everything, training=True), expected)
+    assert_all_close(ours(x, training=True), ours(x, training=False))
+
+    restored = OURS[kind].from_config(builtin.get_config())
+    assert getattr(restored, name) == 1.0
+    assert restored.get_config()[name] == builtin.get_config()[name]

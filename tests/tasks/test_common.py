@@ -28,11 +28,15 @@ def test_flags_come_from_the_dataclass(capsys):
     )
     assert (parsed.width, parsed.name, parsed.rnn) == (3, "b", "gru")
     assert parsed.mixed_precision is True and parsed.epochs == Small().epochs
+    description = "Small.\n\n    python -m tasks.small        # an example\n"
     with pytest.raises(SystemExit):
-        common.parse(Small, ["--help"])
+        common.parse(Small, ["--help"], description=description)
     help_text = capsys.readouterr().out
     for text in ("--width", "how wide", "--no-mixed-precision", "--clipnorm"):
         assert text in help_text
+    # The description's example commands keep their own lines; defaults shown.
+    assert "\n    python -m tasks.small        # an example\n" in help_text
+    assert "how wide (default: 8)" in help_text
 
 
 @pytest.mark.parametrize(
@@ -542,3 +546,19 @@ def test_a_diverged_run_stops_with_a_clear_error_before_any_export(tmp_path):
     for resume in ("", "latest"):
         with pytest.raises(common.ConfigError, match="training diverged in epoch 1"):
             fit_tiny(tmp_path, resume=resume, rate=1e38)
+
+
+@pytest.mark.parametrize("name", ["sentiment", "text_generation", "weather"])
+def test_ctrl_c_ends_a_task_with_one_line_saying_how_to_resume(name, monkeypatch):
+    import importlib
+
+    task = importlib.import_module(f"tasks.{name}.task")
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(task, "train", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        task.main([])
+    assert exit_info.value.code == common.INTERRUPTED
+    assert "--resume latest" in common.INTERRUPTED

@@ -386,6 +386,7 @@ def run_cli(*args):
         (["generate", "--top-k", "0"], "--top-k=0: must be an integer >= 1"),
         (["generate", "--model-dir", "/nonexistent"], "no trained model at"),
         (["generate", "--unknown", "skip"], "invalid choice: 'skip'"),
+        (["generate", "--seed", "-1"], "--seed=-1: must be >= 0"),
     ],
 )
 def test_bad_input_gets_one_clear_line(args, message, capsys):

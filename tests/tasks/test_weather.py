@@ -254,6 +254,7 @@ def test_linear_baseline_matches_least_squares():
         ({"horizons": "6,1"}, "--horizons='6,1'"),
         ({"horizons": "1,six"}, "--horizons='1,six'"),
         ({"lookback": 12}, "--lookback=12"),
+        ({"members": 0}, "--members=0: must be positive"),
         ({"test_fraction": 0.9}, "--test-fraction=0.9"),
         ({"recurrent_dropout": 1.0}, "--recurrent-dropout=1.0: must be in [0, 1)"),
         ({"dropout": -0.1}, "--dropout=-0.1: must be in [0, 1)"),
