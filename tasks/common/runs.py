@@ -150,7 +150,12 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     only if it is an earlier export (`check_export_dir`, checked again before
     the swap; else ConfigError and the old folder is left untouched).
     """
-    final = check_export_dir(final)
+    given, final = final, Path(final).resolve()
+    if not final.exists():  # killed between the two renames below last time:
+        for kept in sorted(final.parent.glob(f".{final.name}.old-*")):
+            os.replace(kept, final)  # the previous export comes back first
+            break
+    final = check_export_dir(given)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     old = final.with_name(f".{final.name}.old-{os.getpid()}")

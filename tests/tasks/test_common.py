@@ -562,3 +562,17 @@ def test_ctrl_c_ends_a_task_with_one_line_saying_how_to_resume(name, monkeypatch
         task.main([])
     assert exit_info.value.code == common.INTERRUPTED
     assert "--resume latest" in common.INTERRUPTED
+
+
+def test_an_export_swap_killed_halfway_gets_the_previous_export_back(tmp_path):
+    """Killed between moving the old export aside and moving the new one in:
+    the next export first puts the old one back, then replaces it as usual."""
+    final = tmp_path / "export"
+    with runs.atomic_dir(final) as folder:
+        (folder / "model.keras").write_text("first")
+    os.replace(final, tmp_path / ".export.old-123")  # the kill's leftover
+    with pytest.raises(OSError, match="disk full"):  # this export fails too
+        with runs.atomic_dir(final) as folder:
+            raise OSError("disk full (simulated)")
+    assert (final / "model.keras").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
