@@ -58,6 +58,8 @@ def plot_review(
     """Writes the heat map of `review` to `path` and returns `path`."""
     from tasks.sentiment import text
 
+    if not text.tokenize(review):
+        raise ValueError(f"review {review!r} has no words to show")
     ids = text.encode([review], vocabulary, length)
     record = review_gates(model, ids)
     tokens = text.tokenize(review)[: record["h"].shape[1]]
@@ -82,6 +84,6 @@ def main(argv: Sequence[str]) -> None:
     try:
         model, vocabulary, length = load_exported(args.model_dir)
         path = plot_review(model, vocabulary, length, args.review, args.out)
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:  # a missing or unwritable path too
         parser.error(str(error))
     print(f"wrote {Path(path).resolve()}")

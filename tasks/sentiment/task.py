@@ -244,7 +244,14 @@ def load_exported(model_dir: str | Path):
         )
     model = keras.saving.load_model(model_path)
     vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
-    return model, vocabulary, int(model.inputs[0].shape[1])
+    shape = model.inputs[0].shape
+    if len(model.inputs) != 1 or len(shape) != 2 or shape[1] is None:
+        raise ValueError(
+            f"{model_dir} is not a sentiment export: its model takes "
+            f"{[tuple(t.shape) for t in model.inputs]}, not (batch, review length) "
+            "token ids (another task's export?)"
+        )
+    return model, vocabulary, int(shape[1])
 
 
 def predict(texts: Sequence[str], model_dir: str | Path) -> np.ndarray:

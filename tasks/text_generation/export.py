@@ -132,6 +132,15 @@ def generate(
             "`python -m tasks.text_generation` (or pass --model-dir)"
         )
     vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
+    if not (
+        isinstance(vocabulary, list)
+        and vocabulary[:1] == [data.UNKNOWN]
+        and all(isinstance(c, str) and len(c) == 1 for c in vocabulary[1:])
+    ):
+        raise ValueError(
+            f"{model_dir} is not a text_generation export: its vocabulary.json "
+            "is not [unknown, characters...] (another task's export?)"
+        )
     prompt_ids = data.encode(prompt, vocabulary, unknown)
     if runtime == "keras":
         step_model = sampling.state_model(keras.saving.load_model(needed), steps=1)

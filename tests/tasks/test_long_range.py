@@ -173,6 +173,18 @@ def test_sentiment_gates_replay_the_forward_lstm(tmp_path):
         model, vocabulary, 8, review, str(tmp_path / "gates.png")
     )
     assert (tmp_path / "gates.png").stat().st_size > 1000 and path.endswith(".png")
+    with pytest.raises(ValueError, match="has no words to show"):
+        sentiment_gates.plot_review(model, vocabulary, 8, " ", str(tmp_path / "x.png"))
+
+
+def test_gates_command_names_a_model_dir_of_another_task(tmp_path, capsys):
+    x = keras.Input((None,), dtype="int32")
+    model = keras.Model(x, keras.layers.Embedding(5, 2)(x))  # a variable length
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "vocabulary.json").write_text('["a"]')
+    with pytest.raises(SystemExit):
+        sentiment_gates.main(["fine", "--model-dir", str(tmp_path)])
+    assert "is not a sentiment export" in capsys.readouterr().err
 
 
 def test_sentiment_gates_need_our_lstm():

@@ -398,6 +398,13 @@ def test_bad_input_gets_one_clear_line(args, message, capsys):
     assert "Traceback" not in err
 
 
+def test_generate_names_another_tasks_export(tmp_path):
+    (tmp_path / "model.keras").write_text("not read")
+    (tmp_path / "vocabulary.json").write_text(json.dumps(["", "[UNK]", "movie"]))
+    with pytest.raises(ValueError, match="is not a text_generation export"):
+        exporter.generate(tmp_path, "ROMEO:", 5)
+
+
 def test_a_min_count_that_keeps_no_characters_is_named(tmp_path):
     config = textgen.TextGenerationConfig(min_count=10**8, runs_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="--min-count=100000000: keeps 0 char"):
