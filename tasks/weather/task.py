@@ -128,6 +128,11 @@ class Prepared:
 
 def load_data(config: WeatherConfig) -> Prepared:
     """Loads, cleans and splits; normalisation statistics from train only."""
+    if config.jena_csv and config.dataset != "jena":  # a resumed nyc run, say
+        raise ConfigError(
+            f"--jena-csv={config.jena_csv!r}: needs --dataset jena (this run's "
+            f"dataset is {config.dataset})"
+        )
     if config.dataset == "nyc":
         raw = data.load_nyc()
     else:

@@ -640,6 +640,13 @@ def test_resume_may_point_at_a_moved_jena_csv(tmp_path):
     resume = [*runs, "--resume", "latest", "--jena-csv", str(new)]
     config, _ = common.start_run("weather", common.parse(weather.WeatherConfig, resume))
     assert (config.dataset, config.jena_csv) == ("jena", str(new))
+    # A resumed nyc run does not read a --jena-csv: named, not ignored.
+    nyc = ["--runs-dir", str(tmp_path / "nyc")]
+    common.start_run("weather", common.parse(weather.WeatherConfig, nyc))
+    resume = [*nyc, "--resume", "latest", "--jena-csv", str(new)]
+    config, _ = common.start_run("weather", common.parse(weather.WeatherConfig, resume))
+    with pytest.raises(ConfigError, match="needs --dataset jena .*dataset is nyc"):
+        weather.load_data(config)
 
 
 def test_predict_blames_the_model_folder_not_the_csv(tmp_path):
