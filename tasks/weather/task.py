@@ -295,8 +295,8 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
         "model": name,
         "horizons": horizons,
         "test_mae": {n: dict(zip(map(str, horizons), m)) for n, m in maes.items()},
-        "best_val_loss": min(histories[0]["val_loss"]),
-        "epochs_run": len(histories[0]["val_loss"]),
+        # The ensemble's: the members' epochs together (each member's below).
+        "epochs_run": sum(len(h["val_loss"]) for h in histories),
         "members": [
             {
                 "seed": member_seed(config.seed, k),
@@ -466,8 +466,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(common.INTERRUPTED)
     print(f"\nrun folder: {run.path}")
+    epochs = [m["epochs_run"] for m in metrics["members"]]
+    each = f" ({' + '.join(map(str, epochs))})" if len(epochs) > 1 else ""
     print(
-        f"test MAE (°C), {metrics['epochs_run']} epochs, "
+        f"test MAE (°C), {metrics['epochs_run']} epochs{each}, "
         f"{metrics['train_seconds_this_session']} s training"
     )
     for name, by_horizon in metrics["test_mae"].items():

@@ -292,6 +292,9 @@ def test_tiny_run_writes_metrics_plots_and_export(trained):
             assert (run.path / member / name).is_file(), (member, name)
         assert (run.path / member / "loss.png").stat().st_size > 1000
     assert [m["seed"] for m in metrics["members"]] == [config.seed, config.seed + 1000]
+    # The ensemble's figures cover all members, not the first one's.
+    assert metrics["epochs_run"] == sum(m["epochs_run"] for m in metrics["members"])
+    assert "best_val_loss" not in metrics  # each member has its own
     for name in ("forecast_week.png", "mae_by_horizon.png"):
         assert (run.path / name).stat().st_size > 1000, name
     models = {"persistence", "seasonal naive", "linear", "keras_lstm.lstm"}
