@@ -63,7 +63,7 @@ class TextGenerationConfig(TrainConfig):
     eval_windows: int = option(
         128,
         "held-out windows scored after each epoch (0 = all); the final "
-        "scores always use every held-out character",
+        "scores always use the whole held-out text",
     )
     max_minutes: float = option(
         30.0, "stop after the epoch that would overrun this training time; 0 = off"
@@ -246,7 +246,7 @@ def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
 
 
 def evaluate(model, config: TextGenerationConfig, prepared: Prepared) -> dict:
-    """Cross-entropy of every held-out character, two ways, nats and bits.
+    """Cross-entropy of the whole held-out text, two ways, nats and bits.
 
     `streamed`: the text read start to end with the state carried along (full
     context, as in generation). `windowed`: non-overlapping windows of
