@@ -103,6 +103,11 @@ class LongRangeConfig(TrainConfig):
             if getattr(self, name) < 1:
                 raise common.ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
         self.learning_rate_for("lstm")  # checks --model-learning-rates
+        if self.gradient_length and not {"simple_rnn", "lstm"} & set(models):
+            raise common.ConfigError(
+                f"--gradient-length={self.gradient_length}: the plot shows "
+                "simple_rnn and lstm, and --models has neither; use 0 to skip it"
+            )
         if self.gradient_length and self.gradient_length not in lengths:
             raise common.ConfigError(
                 f"--gradient-length={self.gradient_length}: not in --lengths "

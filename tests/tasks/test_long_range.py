@@ -134,6 +134,7 @@ def test_chrono_init_sets_memory_biases_and_keeps_ours_equal_to_keras():
         (["--lengths", "a,b"], "--lengths"),
         (["--models", "lstm,rnn"], "--models"),
         (["--gradient-length", "300"], "--gradient-length=300"),
+        (["--models", "gru", "--lengths", "10", "--gradient-length", "10"], "neither"),
         (["--cell", "keras"], "use --models"),
         (["--model-learning-rates", "lstm:1"], "--model-learning-rates"),
         (["--model-learning-rates", "rnn=1"], "--model-learning-rates"),
