@@ -374,7 +374,8 @@ def export_saved_model(
             table (export fails on the untracked resource): pass the layer or
             module holding it instead.
         verify_inputs: Arrays for the serving inputs to verify on as well (a
-            list in signature order, or a dict by input name); needed when
+            list in signature order, or a dict keyed by the signature's input
+            names, as the report's `inputs` lists them); needed when
             the inputs cannot be drawn at random (strings, bools) or with
             `preprocess`.
         overwrite: Replace an existing `path`. Otherwise an existing path

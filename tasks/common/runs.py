@@ -152,9 +152,13 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """
     given, final = final, Path(final).resolve()
     if not final.exists():  # killed between the two renames below last time:
-        for kept in sorted(final.parent.glob(f".{final.name}.old-*")):
-            os.replace(kept, final)  # the previous export comes back first
-            break
+        kept = [
+            p
+            for p in final.parent.glob(f".{final.name}.old-*")
+            if (p / "model.keras").is_file()  # not one half deleted
+        ]
+        if kept:  # the previous export, the newest one aside, comes back first
+            os.replace(max(kept, key=lambda p: p.stat().st_mtime), final)
     final = check_export_dir(given)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")

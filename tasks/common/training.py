@@ -195,10 +195,10 @@ def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
     if export_dir:
         final = check_export_dir(export_dir)
         runs = Path(config.runs_dir).resolve()
-        if runs == final or final in runs.parents:
+        if runs == final or final in runs.parents or runs in final.parents:
             raise ConfigError(
-                f"--export-dir={export_dir!r} holds --runs-dir={config.runs_dir!r}; "
-                "the export replaces its whole folder, so keep them apart"
+                f"--export-dir={export_dir!r} and --runs-dir={config.runs_dir!r} "
+                "overlap; the export replaces its whole folder, so keep them apart"
             )
     if run is None:
         run = new_run(config.runs_dir, task)
@@ -242,16 +242,30 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_train_begin(logs)
         if self.monitor_op is None:
             self._set_monitor_op()
+        self._last_improved = False
         for epoch, value in enumerate(self.past):
             self.wait += 1
-            if self._is_improvement(value, self.best):
+            self._last_improved = self._is_improvement(value, self.best)
+            if self._last_improved:
                 self.best, self.best_epoch, self.wait = value, epoch, 0
 
     def stopped_before(self, past_rows) -> bool:
         """Whether the past epochs had already stopped training, as
-        `on_epoch_end` decides at the last of them (`epoch > 0` included)."""
+        `on_epoch_end` decides at the last of them: never on an improvement
+        (it returns first, whatever the patience) nor at epoch 0."""
         self.on_train_begin()
-        return len(self.past) > 1 and self.wait >= self.patience
+        return (
+            len(self.past) > 1
+            and not self._last_improved
+            and self.wait >= self.patience
+        )
+
+
+class ResumableTerminateOnNaN(keras.callbacks.TerminateOnNaN):
+    """TerminateOnNaN whose stop a resumed run replays from its history."""
+
+    def stopped_before(self, past_rows) -> bool:
+        return not np.isfinite(float(past_rows[-1]["loss"]))
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -291,8 +305,20 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         metadata = json.loads(metadata_path.read_text())
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        # Keras' own layout (a run killed before this class existed) has no
+        # "weights" and keeps them in latest.weights.h5.
+        weights = metadata.get("weights", os.path.basename(self._weights_path))
+        self.model.load_weights(os.path.join(self.backup_dir, weights))
         self.model._initial_epoch = metadata["epoch"]
+
+    def on_train_end(self, logs=None):
+        """Deletes the backup (training ended) by first renaming it aside in
+        one step, so a kill while deleting never leaves half a backup."""
+        backup = Path(self.backup_dir)
+        if self.delete_checkpoint and backup.exists():
+            gone = backup.with_name(f".{backup.name}.deleted-{os.getpid()}")
+            os.replace(backup, gone)
+            shutil.rmtree(gone)
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -401,6 +427,8 @@ def fit(
     for stale in run.path.glob(".*.tmp-*"):  # a killed run's half-written files
         if stale.is_file():
             stale.unlink()
+    for stale in run.path.glob(f".{run.backup.name}.deleted-*"):  # and backups
+        shutil.rmtree(stale, ignore_errors=True)
     if _finished(run):
         print(f"{run.path}: training finished earlier; using its best.keras")
         if run.checkpoint.exists():
@@ -417,7 +445,7 @@ def fit(
     early_stopping = ResumableEarlyStopping(
         past_values, monitor=monitor, mode=mode, patience=config.patience
     )
-    stoppers = [early_stopping, *extra_callbacks]
+    stoppers = [ResumableTerminateOnNaN(), early_stopping, *extra_callbacks]
     if past and any(
         c.stopped_before(past) for c in stoppers if hasattr(c, "stopped_before")
     ):
@@ -428,7 +456,6 @@ def fit(
     callbacks = [
         EpochOrder(train),
         ReseedEachEpoch(),
-        keras.callbacks.TerminateOnNaN(),
         EpochSeconds(),  # before CSVLogger, which writes the logs it adds to
         keras.callbacks.CSVLogger(str(run.history), append=True),
         AtomicModelCheckpoint(
@@ -479,13 +506,14 @@ class TrainingDiverged(ConfigError):
 def _check_finite(model, history: dict, run: RunFolder) -> dict:
     """`history`, or TrainingDiverged when the model to evaluate and export
     holds non-finite weights (every epoch diverged: nothing worth saving)."""
-    if all(np.isfinite(w).all() for w in model.get_weights()):
+    ops = keras.ops  # not NumPy: no array copy (and no NumPy 2 warning) per weight
+    if all(bool(ops.all(ops.isfinite(w.value))) for w in model.weights):
         return history
     losses = history.get("loss", [])
     epoch = next((i + 1 for i, v in enumerate(losses) if not np.isfinite(v)), None)
-    where = f"in epoch {epoch} (loss {losses[epoch - 1]})" if epoch else ""
+    where = f" in epoch {epoch} (loss {losses[epoch - 1]})" if epoch else ""
     raise TrainingDiverged(
-        f"training diverged {where}: the weights are not finite, so nothing is "
+        f"training diverged{where}: the weights are not finite, so nothing is "
         f"evaluated or exported (run folder {run.path}). Lower --learning-rate "
         "or set --clipnorm."
     )

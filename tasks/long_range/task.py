@@ -266,14 +266,17 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
     norms_init = keras_lstm.gradient_norms(model, *probe, loss="mse")
     solved = StopWhenSolved(config.solved_mse)
     start = time.perf_counter()
-    history = common.fit(
-        model,
-        data["train"],
-        data["validation"],
-        config,
-        folder,
-        extra_callbacks=[solved],
-    )
+    try:
+        history = common.fit(
+            model,
+            data["train"],
+            data["validation"],
+            config,
+            folder,
+            extra_callbacks=[solved],
+        )
+    except common.training.TrainingDiverged:  # a result here: "nan, not solved"
+        history = common.read_history(folder.history)
     seconds = time.perf_counter() - start
     test = common.ArrayBatches(*data["test"], batch_size=500)
     val = history["val_loss"]

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import warnings
 
@@ -240,7 +241,14 @@ def test_unusable_runs_and_export_folders_are_named_before_any_run(tmp_path):
                 runs_dir=str(tmp_path / "exp" / "runs"),
                 export_dir=str(tmp_path / "exp"),
             ),
-            "--export-dir=.* holds --runs-dir",
+            "--export-dir=.* and --runs-dir=.* overlap",
+        ),
+        (
+            dict(
+                runs_dir=str(tmp_path / "runs"),
+                export_dir=str(tmp_path / "runs" / "demo"),
+            ),
+            "--export-dir=.* and --runs-dir=.* overlap",
         ),
     ]
     if os.geteuid() != 0:  # root writes anywhere
@@ -446,8 +454,8 @@ def assert_same_run(a, b):
     def numbers(history):
         return {k: v for k, v in history.items() if k != "epoch_seconds"}
 
-    assert numbers(a[0]) == numbers(b[0])
-    assert numbers(common.read_history(a[2].history)) == numbers(a[0])
+    np.testing.assert_equal(numbers(a[0]), numbers(b[0]))  # NaN equals NaN
+    np.testing.assert_equal(numbers(common.read_history(a[2].history)), numbers(a[0]))
     for got, want in zip(a[1], b[1]):
         np.testing.assert_array_equal(got, want)
 
@@ -530,14 +538,32 @@ def test_a_run_killed_after_it_stopped_does_not_train_on(tmp_path):
     assert not resumed[2].backup.exists()
 
 
+@pytest.mark.parametrize("patience", [0, 1, 2])
 @pytest.mark.parametrize(
-    "past, stopped", [([3.0, 2.0, 1.0], False), ([1.0, 2.0, 3.0], True), ([1.0], False)]
+    "past",
+    [[3.0, 2.0, 1.0], [1.0, 2.0, 3.0], [1.0, 2.0], [1.0], [2.0, 1.0, 1.5, 0.5]],
 )
-def test_early_stopping_replays_whether_the_past_epochs_stopped(past, stopped):
-    # Keras' EarlyStopping, patience 2: stops at the second epoch without a
-    # new best, never at the first epoch.
-    early = common.training.ResumableEarlyStopping(past, monitor="val_loss", patience=2)
-    assert early.stopped_before([]) is stopped
+def test_early_stopping_replays_whether_the_past_epochs_stopped(past, patience):
+    """The replay decides as Keras' own EarlyStopping did over those epochs
+    (the reference: a real fit whose val_loss is the past values)."""
+
+    class Replay(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = past[epoch]
+
+    keras_stopping = keras.callbacks.EarlyStopping(patience=patience)
+    model = tiny_model()
+    x, y = np.zeros((4, 4)), np.zeros((4, 1))
+    done = model.fit(
+        x, y, epochs=len(past), verbose=0, callbacks=[Replay(), keras_stopping]
+    )
+    ran = len(done.history["loss"])  # Keras stopped after this many epochs
+    stopped = keras_stopping.stopped_epoch > 0  # it never stops at epoch 0
+    for n in range(1, ran + 1):  # every history a run could have left
+        early = common.training.ResumableEarlyStopping(
+            past[:n], monitor="val_loss", patience=patience
+        )
+        assert early.stopped_before([]) == (stopped and n == ran), n
 
 
 def test_a_diverged_run_stops_with_a_clear_error_before_any_export(tmp_path):
@@ -576,3 +602,90 @@ def test_an_export_swap_killed_halfway_gets_the_previous_export_back(tmp_path):
             raise OSError("disk full (simulated)")
     assert (final / "model.keras").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    # Two left aside (the older one half deleted earlier): the newest comes back.
+    os.replace(final, tmp_path / ".export.old-900")
+    stale = tmp_path / ".export.old-1000"
+    stale.mkdir()
+    (stale / "model.keras").write_text("stale")
+    os.utime(stale, (1, 1))
+    with pytest.raises(OSError, match="disk full"):
+        with runs.atomic_dir(final) as folder:
+            raise OSError("disk full (simulated)")
+    assert (final / "model.keras").read_text() == "first"
+
+
+def test_a_backup_in_keras_own_layout_still_resumes(tmp_path, monkeypatch):
+    """A run killed before AtomicBackupAndRestore existed left Keras' layout
+    (latest.weights.h5, metadata without "weights"): it resumes the same."""
+    whole = fit_tiny(tmp_path / "whole")
+    keras_save = keras.callbacks.BackupAndRestore._save_model
+    real = common.training.AtomicModelCheckpoint._save_model
+
+    def killed_in_epoch_2(self, epoch, batch, logs):
+        if epoch == 2:
+            raise Killed("killed while saving best.keras")
+        real(self, epoch, batch, logs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(common.training.AtomicBackupAndRestore, "_save_model", keras_save)
+        patch.setattr(
+            common.training.AtomicModelCheckpoint, "_save_model", killed_in_epoch_2
+        )
+        with pytest.raises(Killed):
+            fit_tiny(tmp_path / "killed")
+    (backup,) = (tmp_path / "killed" / "demo").glob("*/backup")
+    assert sorted(p.name for p in backup.iterdir()) == [
+        "latest.weights.h5",
+        "training_metadata.json",
+    ]
+    assert_same_run(fit_tiny(tmp_path / "killed", resume="latest"), whole)
+
+
+def test_killed_while_deleting_the_finished_backup_is_a_finished_run(
+    tmp_path, monkeypatch
+):
+    """The backup is renamed aside in one step before it is deleted: a kill
+    while deleting leaves a finished run (not half a backup to resume)."""
+    whole = fit_tiny(tmp_path / "whole")
+    real = shutil.rmtree
+
+    def killed(path, *args, **kwargs):
+        if "backup" in pathlib.Path(path).name:  # half deleted, then killed
+            for name in ("training_metadata.json", "epoch-4.weights.h5"):
+                (pathlib.Path(path) / name).unlink(missing_ok=True)
+            raise Killed(f"killed while deleting {path}")
+        real(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(shutil, "rmtree", killed)
+        with pytest.raises(Killed):
+            fit_tiny(tmp_path / "killed")
+    epochs = []
+
+    class CountEpochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    resumed = fit_tiny(tmp_path / "killed", resume="latest", extra=[CountEpochs()])
+    assert_same_run(resumed, whole)
+    assert epochs == []  # nothing trained again
+    assert sorted(p.name for p in resumed[2].path.glob(".*")) == []
+
+
+class NaNWeightsInEpoch3(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 2:
+            self.model.set_weights([w * np.nan for w in self.model.get_weights()])
+
+
+def test_a_run_killed_after_terminate_on_nan_does_not_train_on(tmp_path):
+    """TerminateOnNaN's stop is replayed too (the history's last loss is NaN);
+    the best (finite) epoch is what the run ends with."""
+    whole = fit_tiny(tmp_path / "whole", extra=[NaNWeightsInEpoch3()])
+    assert len(whole[0]["loss"]) == 4 and np.isnan(whole[0]["loss"][3])
+    with pytest.raises(Killed):
+        fit_tiny(tmp_path / "killed", extra=[NaNWeightsInEpoch3(), KilledAtTrainEnd()])
+    resumed = fit_tiny(
+        tmp_path / "killed", resume="latest", extra=[NaNWeightsInEpoch3()]
+    )
+    assert_same_run(resumed, whole)

@@ -306,3 +306,16 @@ def test_cosine_schedule_runs(tmp_path):
     (run,) = (tmp_path / "long_range").iterdir()
     (result,) = json.loads((run / "metrics.json").read_text())["results"]
     assert result["steps_run"] == 2 and np.isfinite(result["test_mse"])
+
+
+def test_a_model_that_diverges_is_a_result_not_the_end_of_the_grid(tmp_path):
+    """Plain RNNs may diverge: the grid goes on and the table says so."""
+    argv = "--lengths 12 --models simple_rnn,lstm --epochs 2 --steps-per-epoch 2 "
+    argv += "--batch-size 8 --validation-size 16 --test-size 16 --gradient-length 0 "
+    argv += "--verbose 0 --model-learning-rates simple_rnn=1e30"
+    task.main([*argv.split(), "--runs-dir", str(tmp_path)])
+    (run,) = (tmp_path / "long_range").iterdir()
+    results = json.loads((run / "metrics.json").read_text())["results"]
+    by_model = {r["model"]: r for r in results}
+    assert not np.isfinite(by_model["simple_rnn"]["test_mse"])
+    assert np.isfinite(by_model["lstm"]["test_mse"])
