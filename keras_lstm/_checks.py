@@ -19,14 +19,23 @@ def positive_int(name: str, value) -> int:
 
 
 def rate(name: str, value) -> float:
-    """Returns `value` as a float in [0, 1), or raises."""
+    """Returns `value` as a float in [0, 1], or raises.
+
+    keras.layers.LSTM / GRU clip a rate outside [0, 1] into it silently
+    (keras/src/layers/rnn/lstm.py:134); we raise instead, on purpose, so that a
+    typo such as `dropout=2` or `-0.1` is reported rather than changed. 1.0 is
+    accepted, as Keras saves it, and applies no dropout in the cell, as in
+    Keras (see `keras_lstm.recurrent.drops`).
+    """
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or not 0.0 <= value < 1.0
+        or not 0.0 <= value <= 1.0
     ):
         raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
+            f"`{name}` must be a float in [0, 1] (keras_lstm rejects values "
+            "outside that range instead of clipping them as keras.layers.LSTM "
+            f"and GRU do). Received: {name}={value!r}"
         )
     return float(value)
 
@@ -83,14 +92,15 @@ def states(layer_name: str, initial_state, count: int, units: int, batch) -> Non
 
 
 def mask(layer_name: str, mask, sequences_shape) -> None:
-    """`mask` must be (batch, timesteps), matching `sequences`."""
+    """`mask` must be (batch, timesteps), or (batch, timesteps, 1) as Keras'
+    loop accepts too, matching `sequences`."""
     shape = tuple(mask.shape)
     expected = tuple(sequences_shape[:2])
-    matches = len(shape) == 2 and all(
+    matches = (len(shape) == 2 or (len(shape) == 3 and shape[2] == 1)) and all(
         a is None or b is None or a == b for a, b in zip(shape, expected)
     )
     if not matches:
         raise ValueError(
             f"Layer '{layer_name}' expects `mask` of shape (batch, timesteps) = "
-            f"{expected}. Received: mask.shape={shape}"
+            f"{expected} (or {expected + (1,)}). Received: mask.shape={shape}"
         )

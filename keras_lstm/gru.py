@@ -12,7 +12,9 @@ from keras_lstm.recurrent import (
     RecurrentLayer,
     cell_property,
     common_cell_config,
+    drops,
     masked_matmul,
+    matmul,
 )
 
 
@@ -45,8 +47,10 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
             regularizers.
         kernel_constraint, recurrent_constraint, bias_constraint: Optional
             constraints.
-        dropout: Float in [0, 1): fraction of the inputs dropped.
-        recurrent_dropout: Float in [0, 1): fraction of `h_{t-1}` dropped.
+        dropout: Float in [0, 1]: fraction of the inputs dropped (1.0 drops
+            nothing, as in `keras.layers.GRUCell`).
+        recurrent_dropout: Float in [0, 1]: fraction of `h_{t-1}` dropped
+            (1.0: none, as `dropout`).
         reset_after: Apply the reset gate after the recurrent matmul (`True`).
         seed: Random seed for dropout.
 
@@ -148,7 +152,7 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         """`x·W + b` for one step `(batch, features)` or all steps at once
         `(batch, timesteps, features)`, input dropout included."""
         masks = None
-        if training and self.dropout:
+        if training and drops(self.dropout):
             step = inputs[:, 0, :] if len(inputs.shape) == 3 else inputs
             masks = self.get_dropout_mask(step)
         projected = masked_matmul(inputs, self.kernel, masks, 3)
@@ -162,7 +166,7 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         nested = keras.tree.is_nested(states)
         h_tm1 = states[0] if nested else states
         masks = None
-        if training and self.recurrent_dropout:
+        if training and drops(self.recurrent_dropout):
             masks = self.get_recurrent_dropout_mask(h_tm1)
         x_z, x_r, x_h = ops.split(projected, 3, axis=1)
         units = self.units
@@ -184,7 +188,7 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         else:
             h_mask = masks[2] if isinstance(masks, list) else masks
             h_in = h_tm1 if h_mask is None else h_tm1 * h_mask
-            recurrent_h = ops.matmul(r * h_in, self.recurrent_kernel[:, 2 * units :])
+            recurrent_h = matmul(r * h_in, self.recurrent_kernel[:, 2 * units :])
         h_tilde = self.activation(x_h + recurrent_h)
         h = z * h_tm1 + (1 - z) * h_tilde
         return h, ([h] if nested else h)

@@ -12,6 +12,7 @@ from keras_lstm.recurrent import (
     RecurrentLayer,
     cell_property,
     common_cell_config,
+    drops,
     masked_matmul,
 )
 
@@ -52,9 +53,11 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
             regularizers for the three weights.
         kernel_constraint, recurrent_constraint, bias_constraint: Optional
             constraints for the three weights.
-        dropout: Float in [0, 1): fraction of the inputs dropped (one mask per
-            sequence, shared by all timesteps).
-        recurrent_dropout: Float in [0, 1): fraction of `h_{t-1}` dropped.
+        dropout: Float in [0, 1]: fraction of the inputs dropped (one mask per
+            sequence, shared by all timesteps). 1.0 drops nothing, as in
+            `keras.layers.LSTMCell`.
+        recurrent_dropout: Float in [0, 1]: fraction of `h_{t-1}` dropped
+            (1.0: none, as `dropout`).
         seed: Random seed for dropout.
 
     Call arguments:
@@ -173,7 +176,7 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         """`x·W + b` for one step `(batch, features)` or all steps at once
         `(batch, timesteps, features)`, input dropout included."""
         masks = None
-        if training and self.dropout:
+        if training and drops(self.dropout):
             step = inputs[:, 0, :] if len(inputs.shape) == 3 else inputs
             masks = self.get_dropout_mask(step)
         projected = masked_matmul(inputs, self.kernel, masks, 4)
@@ -199,7 +202,7 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
         """
         h_tm1, c_tm1 = states[0], states[1]
         masks = None
-        if training and self.recurrent_dropout:
+        if training and drops(self.recurrent_dropout):
             masks = self.get_recurrent_dropout_mask(h_tm1)
         z = projected + masked_matmul(h_tm1, self.recurrent_kernel, masks, 4)
         if add_bias and self.use_bias:

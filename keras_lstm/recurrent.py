@@ -16,6 +16,7 @@ cell in Keras' loop, runs otherwise and always with `use_cudnn=False`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import keras
@@ -33,11 +34,40 @@ __all__ = [
     "RecurrentLayer",
     "cell_property",
     "common_cell_config",
+    "drops",
     "masked_matmul",
+    "matmul",
 ]
 
 # Layer-level keys that `keras.layers.Layer.get_config` already provides.
 _BASE_KEYS = ("name", "trainable", "dtype")
+
+
+def drops(rate: float) -> bool:
+    """Whether a cell applies dropout at this `rate` (when training).
+
+    As keras.layers.LSTMCell / GRUCell (`if training and 0.0 < self.dropout < 1.0`,
+    keras/src/layers/rnn/lstm.py:235,258,273 and gru.py:197,218,256): a rate of
+    1.0 is accepted but applies no dropout in the cell.
+    """
+    return 0.0 < rate < 1.0
+
+
+def matmul(x, y):
+    """`ops.matmul(x, y)`, but exact for float64 on the torch backend.
+
+    Keras' torch `matmul` computes float64 in float32 and returns float32: it casts
+    both operands to `dtypes.result_type(...)` (keras/src/backend/torch/numpy.py,
+    `matmul`), which maps float64 to float32 on every backend but tensorflow
+    (`BIT64_TO_BIT32_DTYPE`, keras/src/backend/common/dtypes.py:235). `ops.einsum`
+    hands the tensors to `torch.einsum` unchanged.
+    """
+    if (
+        keras.backend.backend() == "torch"
+        and keras.backend.standardize_dtype(x.dtype) == "float64"
+    ):
+        return ops.einsum("...i,ij->...j", x, y)
+    return ops.matmul(x, y)
 
 
 def masked_matmul(x, kernel, masks, parts: int):
@@ -48,16 +78,16 @@ def masked_matmul(x, kernel, masks, parts: int):
     (batch, features) and is broadcast over the time axis when `x` is 3-D.
     """
     if masks is None:
-        return ops.matmul(x, kernel)
+        return matmul(x, kernel)
 
     def expand(mask):
         return ops.expand_dims(mask, 1) if len(x.shape) == 3 else mask
 
     if not isinstance(masks, (list, tuple)):
-        return ops.matmul(x * expand(masks), kernel)
+        return matmul(x * expand(masks), kernel)
     kernels = ops.split(kernel, parts, axis=-1)
     return ops.concatenate(
-        [ops.matmul(x * expand(m), k) for m, k in zip(masks, kernels)], axis=-1
+        [matmul(x * expand(m), k) for m, k in zip(masks, kernels)], axis=-1
     )
 
 
@@ -94,6 +124,26 @@ def _jax_on_gpu() -> bool:
         return False
     devices = keras.distribution.list_devices()
     return bool(devices) and devices[0].lower().startswith(("gpu", "cuda"))
+
+
+def _autocast_scope(layer):
+    """The autocast scope `layer.__call__` would enter around `layer.call`
+    (keras/src/layers/layer.py:983-997), or a null context where it would enter
+    none (or one equal to the current scope). keras.layers.RNN calls its cell
+    through `cell.__call__`, which enters it; we call the cell directly, so
+    `RecurrentLayer.call` enters the cell's scope itself. Without it a mixed
+    policy reads the float32 variables uncast under `stateless_call`, which
+    skips the layer's `__call__` too."""
+    current = keras_backend.get_autocast_scope()
+    if current is not None:
+        if not layer.autocast or not keras_backend.is_float_dtype(layer.compute_dtype):
+            if current.dtype is not None:
+                return keras_backend.AutocastScope(None)
+        elif current.dtype != layer.compute_dtype:
+            return keras_backend.AutocastScope(layer.compute_dtype)
+    elif layer.compute_dtype != layer.variable_dtype:
+        return keras_backend.AutocastScope(layer.compute_dtype)
+    return contextlib.nullcontext()
 
 
 def cell_property(name: str) -> property:
@@ -142,6 +192,7 @@ class RecurrentLayer(keras.layers.RNN):
         super().build(sequences_shape, initial_state_shape)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        sequences = self._convert_sequences(sequences)
         shape = tuple(sequences.shape)
         _checks.sequences_shape(self.name, shape)
         _checks.features(self.name, shape, self.cell.kernel.shape[0])
@@ -158,9 +209,38 @@ class RecurrentLayer(keras.layers.RNN):
         if mask is not None:
             _checks.mask(self.name, mask, shape)
             mask = ops.convert_to_tensor(mask, dtype="bool")
-        return super().call(
-            sequences, initial_state=initial_state, mask=mask, training=training
-        )
+            if len(mask.shape) == 3:
+                # (batch, timesteps, 1): the shape Keras' loop uses internally
+                # (keras/src/backend/tensorflow/rnn.py:44,102-103).
+                mask = ops.squeeze(mask, axis=-1)
+        with _autocast_scope(self.cell):
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
+
+    def _convert_sequences(self, sequences):
+        """`sequences` as a tensor of the cell's compute dtype.
+
+        keras.layers.RNN calls its cell through `Layer.__call__`, which converts
+        each step's input (keras/src/layers/layer.py:882-900, `convert_input`:
+        arrays to tensors, floats to the compute dtype); we call the cell
+        directly, so it is done here once, which `stateless_call` needs too.
+        Integer (and bool) inputs, which `convert_input` leaves alone, reach the
+        built-in's matmul, which promotes them to the kernel's float dtype
+        (keras' `result_type`; keras/src/backend/torch/rnn.py:567 casts them
+        explicitly): cast here, so that every engine gets floats.
+        """
+        cell = self.cell
+        if not (
+            keras_backend.is_tensor(sequences)
+            and keras_backend.standardize_dtype(sequences.dtype) == cell.compute_dtype
+        ):
+            sequences = cell.dtype_policy.convert_input(
+                sequences, cell.autocast, cell.input_dtype
+            )
+            if not keras_backend.is_float_dtype(sequences.dtype):
+                sequences = ops.cast(sequences, cell.compute_dtype)
+        return sequences
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if self.use_cudnn is True:

@@ -18,6 +18,7 @@ import torch
 from keras import ops
 
 from keras_lstm.fused import default_activations
+from keras_lstm.recurrent import drops
 
 _DTYPES = ("float32", "float64")
 
@@ -28,9 +29,9 @@ def select(layer, sequences, mask, training):
         return None
     if cell.compute_dtype not in _DTYPES or cell.variable_dtype != cell.compute_dtype:
         return None
-    if training and cell.recurrent_dropout:
+    if training and drops(cell.recurrent_dropout):
         return None
-    if training and cell.dropout and cell.implementation != 2:
+    if training and drops(cell.dropout) and cell.implementation != 2:
         return None
     if getattr(cell, "reset_after", True) is False:
         return None
@@ -43,7 +44,7 @@ def select(layer, sequences, mask, training):
             # As the reference loop does: the state variables are assigned in
             # place after the call, which autograd must not see.
             initial_state = [ops.copy(s) for s in initial_state]
-        if training and cell.dropout:
+        if training and drops(cell.dropout):
             dp_mask = cell.get_dropout_mask(sequences[:, 0, :])
             sequences = sequences * ops.expand_dims(dp_mask, 1)
         if layer.go_backwards:
