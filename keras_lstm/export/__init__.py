@@ -284,12 +284,23 @@ def _check_verifiable(specs, given, preprocess) -> None:
         )
 
 
-def _build_preprocess(preprocess, given) -> None:
+def _build_preprocess(preprocess, given, specs) -> None:
     """Builds an unbuilt Keras layer `preprocess` by calling it eagerly on
-    `verify_inputs`: built inside the export's trace, its weights would be
-    graph tensors that cannot be saved."""
-    if isinstance(preprocess, keras.layers.Layer) and not preprocess.built and given:
+    `verify_inputs` (else on one row of zeros, or empty strings, shaped as the
+    signature): built inside the export's trace, its weights would be graph
+    tensors that cannot be saved."""
+    if not isinstance(preprocess, keras.layers.Layer) or preprocess.built:
+        return
+    if given:
         preprocess(*given[0][1])
+        return
+    blank = [
+        tf.zeros([1 if d is None else d for d in s.shape], s.dtype)
+        if s.dtype != tf.string
+        else tf.fill([1 if d is None else d for d in s.shape], "")
+        for s in specs
+    ]
+    preprocess(*blank)
 
 
 def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
@@ -414,7 +425,7 @@ def export_saved_model(
     given = _given_cases(verify_inputs, specs)
     if verify:
         _check_verifiable(specs, given, preprocess)
-    _build_preprocess(preprocess, given)
+    _build_preprocess(preprocess, given, specs)
     with _files.staged(path) as tmp:
         _archive(model, preprocess, specs, tmp)
         report = _meta("saved_model", path, specs, atol, seed)
@@ -710,7 +721,7 @@ def export_tflite(
     given = _given_cases(verify_inputs, specs, any_rows=True, rows_of=specs[0].shape[0])
     if verify:
         _check_verifiable(specs, given, preprocess)
-    _build_preprocess(preprocess, given)
+    _build_preprocess(preprocess, given, specs)
     content, plan = _convert(model, preprocess, specs, fuse_lstm, padding, fallback)
     ops = tflite_op_names(content)
     flex = sorted({op for op in ops if op.startswith("Flex") or op == "CUSTOM"})

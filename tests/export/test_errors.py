@@ -365,3 +365,19 @@ def test_preprocess_with_variables_exports_to_both_formats(tmp_path):
     want = keras.ops.convert_to_numpy(model(rows[0] + np.array([0.5, -0.5])))
     got = h.litert_outputs(tmp_path / "shift-export_tflite", {"x": rows[0]})
     assert h.max_diff(got, [want]) <= h.ATOL
+
+
+def test_an_unbuilt_preprocess_layer_exports_without_verify_inputs(tmp_path):
+    """verify=False and no verify_inputs: the layer is built on a blank row
+    first, and the SavedModel still computes model(preprocess(x))."""
+    import tensorflow as tf
+
+    x = keras.Input((None, 2), name="x")
+    model = h.randomize(keras.Model(x, keras_lstm.LSTM(2)(x)))
+    norm = keras.layers.Normalization(mean=[1.0, 2.0], variance=[4.0, 9.0])
+    export.export_saved_model(model, tmp_path / "s", preprocess=norm, verify=False)
+    rows = np.random.default_rng(1).standard_normal((3, 5, 2)).astype("float32")
+    serve = tf.saved_model.load(str(tmp_path / "s")).signatures["serving_default"]
+    got = serve(x=tf.constant(rows))["output_0"].numpy()
+    want = keras.ops.convert_to_numpy(model((rows - [1.0, 2.0]) / [2.0, 3.0]))
+    assert h.max_diff([got], [want]) <= h.ATOL
