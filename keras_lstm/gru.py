@@ -48,7 +48,8 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         kernel_constraint, recurrent_constraint, bias_constraint: Optional
             constraints.
         dropout: Float in [0, 1]: fraction of the inputs dropped (1.0 drops
-            nothing, as in `keras.layers.GRUCell`).
+            nothing, as in `keras.layers.GRUCell`; the built-in layer's fused
+            kernels, and ours with `use_cudnn=True`, zero the inputs instead).
         recurrent_dropout: Float in [0, 1]: fraction of `h_{t-1}` dropped
             (1.0: none, as `dropout`).
         reset_after: Apply the reset gate after the recurrent matmul (`True`).

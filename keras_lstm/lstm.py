@@ -55,7 +55,8 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
             constraints for the three weights.
         dropout: Float in [0, 1]: fraction of the inputs dropped (one mask per
             sequence, shared by all timesteps). 1.0 drops nothing, as in
-            `keras.layers.LSTMCell`.
+            `keras.layers.LSTMCell` (the built-in layer's fused kernels, and
+            ours with `use_cudnn=True`, zero the inputs instead).
         recurrent_dropout: Float in [0, 1]: fraction of `h_{t-1}` dropped
             (1.0: none, as `dropout`).
         seed: Random seed for dropout.

@@ -151,18 +151,15 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     the swap; else ConfigError and the old folder is left untouched).
     """
     given, final = final, Path(final).resolve()
+    aside = f".{final.name}.old-"  # + time in ns: the newest sorts last
     if not final.exists():  # killed between the two renames below last time:
-        kept = [
-            p
-            for p in final.parent.glob(f".{final.name}.old-*")
-            if (p / "model.keras").is_file()  # not one half deleted
-        ]
-        if kept:  # the previous export, the newest one aside, comes back first
-            os.replace(max(kept, key=lambda p: p.stat().st_mtime), final)
+        kept = sorted(final.parent.glob(aside + "*"), key=_aside_time)
+        if kept:  # the export set aside last (older ones may be half deleted)
+            os.replace(kept[-1], final)
     final = check_export_dir(given)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    old = final.with_name(f"{aside}{time.time_ns()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -171,9 +168,17 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)
+        for stale in final.parent.glob(aside + "*"):  # older leftovers too
+            shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _aside_time(path: Path) -> int:
+    """When `atomic_dir` set this export aside (ns; 0 for other names)."""
+    stamp = path.name.rsplit("-", 1)[-1]
+    return int(stamp) if stamp.isdigit() and len(stamp) > 12 else 0
 
 
 INTERRUPTED = (

@@ -194,11 +194,12 @@ def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
     export_dir = getattr(config, "export_dir", "")
     if export_dir:
         final = check_export_dir(export_dir)
-        runs = Path(config.runs_dir).resolve()
+        runs = Path(config.runs_dir).resolve() / task  # where this task's runs go
         if runs == final or final in runs.parents or runs in final.parents:
             raise ConfigError(
-                f"--export-dir={export_dir!r} and --runs-dir={config.runs_dir!r} "
-                "overlap; the export replaces its whole folder, so keep them apart"
+                f"--export-dir={export_dir!r} and this task's run folders "
+                f"({runs}) overlap; the export replaces its whole folder, so keep "
+                "them apart"
             )
     if run is None:
         run = new_run(config.runs_dir, task)
@@ -439,9 +440,10 @@ def fit(
         return _check_finite(model, read_history(run.history), run)
     past = _past_history(run, _completed_epochs(run))
     past_values = [float(row[monitor]) for row in past]
+    finite = [v for v in past_values if np.isfinite(v)]  # as ModelCheckpoint saw
     best = None
-    if past_values:
-        best = min(past_values) if mode == "min" else max(past_values)
+    if finite:
+        best = min(finite) if mode == "min" else max(finite)
     early_stopping = ResumableEarlyStopping(
         past_values, monitor=monitor, mode=mode, patience=config.patience
     )

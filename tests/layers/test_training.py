@@ -115,3 +115,21 @@ def test_rate_one_drops_nothing_like_builtin_cell(kind, name):
     restored = OURS[kind].from_config(builtin.get_config())
     assert getattr(restored, name) == 1.0
     assert restored.get_config()[name] == builtin.get_config()[name]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_rate_one_with_use_cudnn_true_is_the_builtin_fused_path(kind):
+    """use_cudnn=True hands the loop to the backend's fused kernel exactly as
+    the built-in layer does, input dropout at rate 1.0 (zeros) included."""
+    kwargs = {"dropout": 1.0, "seed": 5, "return_sequences": True}
+    ours = OURS[kind](UNITS, use_cudnn=True, **kwargs)
+    builtin = BUILTIN[kind](UNITS, use_cudnn=True, **kwargs)
+    x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
+    share_random_weights(ours, builtin, x.shape)
+    try:
+        expected = builtin(x, training=True)
+    except Exception:  # noqa: BLE001 - no fused kernel here (a TF or jax CPU)
+        with pytest.raises(ValueError, match="no fused kernel"):
+            ours(x, training=True)
+        return
+    assert_all_close(ours(x, training=True), expected)

@@ -241,14 +241,14 @@ def test_unusable_runs_and_export_folders_are_named_before_any_run(tmp_path):
                 runs_dir=str(tmp_path / "exp" / "runs"),
                 export_dir=str(tmp_path / "exp"),
             ),
-            "--export-dir=.* and --runs-dir=.* overlap",
+            "--export-dir=.* and this task's run folders .* overlap",
         ),
         (
             dict(
                 runs_dir=str(tmp_path / "runs"),
-                export_dir=str(tmp_path / "runs" / "demo"),
+                export_dir=str(tmp_path / "runs" / "demo" / "x"),
             ),
-            "--export-dir=.* and --runs-dir=.* overlap",
+            "--export-dir=.* and this task's run folders .* overlap",
         ),
     ]
     if os.geteuid() != 0:  # root writes anywhere
@@ -259,6 +259,11 @@ def test_unusable_runs_and_export_folders_are_named_before_any_run(tmp_path):
         with pytest.raises(common.ConfigError, match=message):
             common.start_run("demo", WithExport(**options))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "locked"]
+    # Beside the task's run folders is fine, e.g. --runs-dir . and saved_models/.
+    common.start_run(
+        "demo",
+        WithExport(runs_dir=str(tmp_path), export_dir=str(tmp_path / "exports" / "d")),
+    )
 
 
 def test_export_dir_must_be_new_empty_or_an_earlier_export(tmp_path):
@@ -592,26 +597,33 @@ def test_ctrl_c_ends_a_task_with_one_line_saying_how_to_resume(name, monkeypatch
 
 def test_an_export_swap_killed_halfway_gets_the_previous_export_back(tmp_path):
     """Killed between moving the old export aside and moving the new one in:
-    the next export first puts the old one back, then replaces it as usual."""
+    the next export first puts back the one set aside last (an older one may
+    be half deleted, and touched later), then replaces it as usual and
+    removes any other leftovers."""
     final = tmp_path / "export"
     with runs.atomic_dir(final) as folder:
         (folder / "model.keras").write_text("first")
-    os.replace(final, tmp_path / ".export.old-123")  # the kill's leftover
+    os.replace(final, tmp_path / ".export.old-123")  # an earlier version's name
     with pytest.raises(OSError, match="disk full"):  # this export fails too
         with runs.atomic_dir(final) as folder:
             raise OSError("disk full (simulated)")
     assert (final / "model.keras").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
-    # Two left aside (the older one half deleted earlier): the newest comes back.
-    os.replace(final, tmp_path / ".export.old-900")
-    stale = tmp_path / ".export.old-1000"
-    stale.mkdir()
-    (stale / "model.keras").write_text("stale")
-    os.utime(stale, (1, 1))
+    # E1 set aside, half deleted by a killed run (so touched last); E2 set
+    # aside later by a run killed between its renames.
+    half = tmp_path / f".export.old-{10**18}"
+    half.mkdir()
+    (half / "model.keras").write_text("E1")
+    os.replace(final, tmp_path / f".export.old-{2 * 10**18}")
+    os.utime(half)  # its deletion touched it after E2 was set aside
     with pytest.raises(OSError, match="disk full"):
         with runs.atomic_dir(final) as folder:
             raise OSError("disk full (simulated)")
     assert (final / "model.keras").read_text() == "first"
+    with runs.atomic_dir(final) as folder:
+        (folder / "model.keras").write_text("second")
+    assert (final / "model.keras").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
 def test_a_backup_in_keras_own_layout_still_resumes(tmp_path, monkeypatch):
@@ -689,3 +701,28 @@ def test_a_run_killed_after_terminate_on_nan_does_not_train_on(tmp_path):
         tmp_path / "killed", resume="latest", extra=[NaNWeightsInEpoch3()]
     )
     assert_same_run(resumed, whole)
+
+
+class KilledInEpoch3(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 2 and batch == 1:
+            raise Killed("killed inside epoch 3")
+
+
+def test_a_nan_past_epoch_does_not_stop_a_resumed_run_checkpointing(tmp_path):
+    """ModelCheckpoint's best starts at the best finite past value: a NaN one
+    (here the first epoch's) made every later epoch 'no improvement'."""
+    whole = fit_tiny(tmp_path / "whole")
+    with pytest.raises(Killed):
+        fit_tiny(tmp_path / "killed", extra=[KilledInEpoch3()])
+    (history,) = (tmp_path / "killed" / "demo").glob("*/history.csv")
+    lines = history.read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    first[header.index("val_loss")] = "nan"
+    history.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    resumed = fit_tiny(tmp_path / "killed", resume="latest")
+    for got, want in zip(resumed[1], whole[1]):  # best.keras: the last epoch
+        np.testing.assert_array_equal(got, want)
