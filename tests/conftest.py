@@ -1,4 +1,7 @@
+import glob
 import os
+import shutil
+import tempfile
 
 # Quieter TensorFlow logs; must be set before TensorFlow is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,3 +20,15 @@ def _fresh_keras_state():
     # which took 1.3 s per test once TensorFlow, tfds and the tasks were loaded
     # (minutes over the suite); Python's own collector still reclaims cycles.
     keras.backend.clear_session(free_memory=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_tfds_temp_folders_left():
+    """tensorflow_datasets makes a `tmp…tfds` folder in the temp dir for each
+    dataset info it reads (core/dataset_info.py, `tempfile.mkdtemp("tfds")`)
+    and never removes it; the offline loader tests left about 15 per run."""
+    pattern = os.path.join(tempfile.gettempdir(), "tmp*tfds")
+    before = set(glob.glob(pattern))
+    yield
+    for folder in set(glob.glob(pattern)) - before:
+        shutil.rmtree(folder, ignore_errors=True)
