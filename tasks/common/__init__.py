@@ -14,6 +14,8 @@ from tasks.common.runs import (
     RunFolder,
     atomic_dir,
     atomic_path,
+    discard_unstarted_run,
+    read_json,
     write_json,
 )
 from tasks.common.training import (
@@ -42,6 +44,7 @@ __all__ = [
     "atomic_dir",
     "atomic_path",
     "device_name",
+    "discard_unstarted_run",
     "evaluate",
     "fit",
     "option",
@@ -49,6 +52,7 @@ __all__ = [
     "parse",
     "plot_history",
     "read_history",
+    "read_json",
     "recurrent_layer",
     "replica_weight_spread",
     "save_metrics",

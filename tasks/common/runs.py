@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import time
@@ -40,6 +41,12 @@ class RunFolder:
         return f"RunFolder({str(self.path)!r})"
 
 
+# What a run writes before its first epoch; a folder holding only these did
+# not start training.
+BEFORE_TRAINING = {"config.json", "vocabulary.json"}
+_last_made: list[Path] = []  # the folder `new_run` made last in this process
+
+
 def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
     """A fresh `runs_dir/task/<YYYYmmdd-HHMMSS>` folder (suffixed if taken)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -55,7 +62,23 @@ def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
     while path.exists():
         n += 1
         path = parent / f"{stamp}-{n}"
+    _last_made[:] = [path]
     return RunFolder(path)
+
+
+def discard_unstarted_run() -> Path | None:
+    """Removes the run folder `new_run` made last in this process if it never
+    started training (it holds only `BEFORE_TRAINING` files); returns it. A
+    task calls this when it stops with an error, e.g. a `--lookback` its data
+    cannot serve, so that `--resume latest` finds the run before it, not the
+    failed one."""
+    path = _last_made.pop() if _last_made else None
+    if path is None or not path.is_dir():
+        return None
+    if {p.name for p in path.iterdir()} <= BEFORE_TRAINING:
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+    return None
 
 
 def find_run(runs_dir: str | os.PathLike, task: str, resume: str) -> RunFolder:
@@ -91,17 +114,39 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Writes `data` as indented JSON, atomically."""
+    """Writes `data` as indented, strict JSON, atomically: NaN and infinities
+    (a diverged model's losses) become `null`, which every JSON parser reads;
+    `read_json` reads a `null` in a list back as NaN."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+        tmp.write_text(json.dumps(_strict(data), indent=2, allow_nan=False) + "\n")
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy / backend scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
+def read_json(path: str | os.PathLike) -> Any:
+    """A file `write_json` wrote, with each `null` in a list read as NaN (lists
+    there hold numbers: losses, metrics by epoch, gradient norms)."""
+    return _nan_for_null(json.loads(Path(path).read_text()))
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int)):
+        return value
+    if hasattr(value, "tolist"):  # numpy / backend arrays and scalars
+        return _strict(value.tolist())
     return str(value)
+
+
+def _nan_for_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _nan_for_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [math.nan if item is None else _nan_for_null(item) for item in value]
+    return value
 
 
 # What the tasks' exports hold; `model.keras` marks a folder as one.

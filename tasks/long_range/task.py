@@ -16,7 +16,6 @@ before and after training, and draws our LSTM's gates on one sequence.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from typing import Sequence
@@ -259,7 +258,10 @@ def train_one(config, run, name: str, length: int, data: dict) -> dict:
     """Trains one model at one T in its own sub-folder; returns its results."""
     folder = common.RunFolder(run.path / f"T{length}-{name}")
     if folder.metrics.exists():  # a resumed run keeps what it finished
-        return json.loads(folder.metrics.read_text())
+        done = common.read_json(folder.metrics)
+        if done["test_mse"] is None:  # a diverged model's NaN, stored as null
+            done["test_mse"] = float("nan")
+        return done
     common.seed_everything(config.seed)
     model = build_model(config, name, length, len(data["train"]))
     probe = probe_batch(data)

@@ -294,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         _, run, metrics = train(config)
     except (common.ConfigError, BundledDataError, DatasetError) as error:
+        common.discard_unstarted_run()  # so --resume latest skips it
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit(common.INTERRUPTED)

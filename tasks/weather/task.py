@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -352,7 +351,7 @@ def train_member(config, k, run, splits, validation, strategy, extra_callbacks):
     done = folder.path / "member_done.json"
     if done.exists():
         model.load_weights(str(folder.checkpoint))
-        return model, json.loads(done.read_text())
+        return model, common.read_json(done)
     print(f"member {k + 1}/{config.members}, seed {member.seed}")
     history = common.fit(
         model, batches, validation, member, folder, extra_callbacks=extra_callbacks
@@ -462,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         _, run, metrics = train(config)
     except (ConfigError, BundledDataError, DatasetError) as error:
+        common.discard_unstarted_run()  # so --resume latest skips it
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit(common.INTERRUPTED)

@@ -71,6 +71,35 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_run_files_are_strict_json_and_read_back_nan(tmp_path):
+    """NaN / inf (a diverged loss) would make metrics.json unreadable to strict
+    parsers (JavaScript's JSON.parse, jq); they are written as null."""
+    path = tmp_path / "metrics.json"
+    data = {
+        "val_loss": [0.5, np.float32("nan"), float("inf")],
+        "norms": np.array([1.5, -np.inf]),
+        "test_mse": np.float64("nan"),
+        "epochs": np.int64(3),
+        "solved": None,
+    }
+    runs.write_json(path, data)
+
+    def reject(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert json.loads(path.read_text(), parse_constant=reject) == {
+        "val_loss": [0.5, None, None],
+        "norms": [1.5, None],
+        "test_mse": None,
+        "epochs": 3,
+        "solved": None,
+    }
+    back = runs.read_json(path)
+    np.testing.assert_array_equal(back["val_loss"], [0.5, np.nan, np.nan])
+    np.testing.assert_array_equal(back["norms"], [1.5, np.nan])
+    assert back["test_mse"] is None and back["solved"] is None
+
+
 def test_run_folders_and_resume_lookup(tmp_path):
     first = runs.new_run(tmp_path, "demo")
     second = runs.new_run(tmp_path, "demo")

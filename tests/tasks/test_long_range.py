@@ -315,7 +315,18 @@ def test_a_model_that_diverges_is_a_result_not_the_end_of_the_grid(tmp_path):
     argv += "--verbose 0 --model-learning-rates simple_rnn=1e30"
     task.main([*argv.split(), "--runs-dir", str(tmp_path)])
     (run,) = (tmp_path / "long_range").iterdir()
-    results = json.loads((run / "metrics.json").read_text())["results"]
+    text = (run / "metrics.json").read_text()
+    results = json.loads(text, parse_constant=strict_json_has_no)["results"]
     by_model = {r["model"]: r for r in results}
-    assert not np.isfinite(by_model["simple_rnn"]["test_mse"])
+    assert by_model["simple_rnn"]["test_mse"] is None  # NaN, as strict JSON
     assert np.isfinite(by_model["lstm"]["test_mse"])
+    # Resuming the finished grid reads the NaN back and trains nothing.
+    task.main([*argv.split(), "--runs-dir", str(tmp_path), "--resume", "latest"])
+    again = json.loads(
+        (run / "metrics.json").read_text(), parse_constant=strict_json_has_no
+    )
+    assert again["results"] == results
+
+
+def strict_json_has_no(constant):
+    raise AssertionError(f"{constant} is not JSON; strict parsers reject it")

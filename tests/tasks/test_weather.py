@@ -582,8 +582,15 @@ def test_jena_reads_the_tutorials_zip_in_the_keras_cache_offline(tmp_path, monke
 
 def test_jena_not_cached_and_offline_is_one_line_naming_the_fix(tmp_path, monkeypatch):
     no_download(monkeypatch, tmp_path)
+    runs_dir = ["--runs-dir", str(tmp_path / "runs")]
+    _, earlier = common.start_run(
+        "weather", common.parse(weather.WeatherConfig, runs_dir)
+    )
     with pytest.raises(SystemExit) as exit:
-        weather.main(["--dataset", "jena", "--runs-dir", str(tmp_path / "runs")])
+        weather.main(["--dataset", "jena", *runs_dir])
+    # The failed run's folder (config.json only) is gone, so --resume latest
+    # finds the run before it.
+    assert list((tmp_path / "runs" / "weather").iterdir()) == [earlier.path]
     message = str(exit.value.code)
     cache = tmp_path / "keras_home" / "datasets"
     assert message.startswith(
