@@ -66,7 +66,9 @@ class TextGenerationConfig(TrainConfig):
         "scores always use the whole held-out text",
     )
     max_minutes: float = option(
-        30.0, "stop after the epoch that would overrun this training time; 0 = off"
+        30.0,
+        "stop after the epoch that would overrun this training time (over all "
+        "sessions of a resumed run); 0 = off",
     )
     export_dir: str = option(
         "saved_models/text_generation", "where the model is exported; '' = skip"
@@ -161,19 +163,37 @@ def build_model(config: TextGenerationConfig, vocabulary_size: int) -> keras.Mod
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops after an epoch when one more (at the mean pace) would pass the budget."""
+    """Stops after an epoch when one more (at the mean pace) would pass the budget.
+
+    The time counts over all sessions of a run: `common.fit` hands a resumed
+    run's kept epochs to `stopped_before`, and their `epoch_seconds`
+    (history.csv) start the count, so `--resume` does not get a fresh budget.
+    """
 
     def __init__(self, minutes: float):
         super().__init__()
         self.seconds, self.stopped = 60 * minutes, False
+        self.spent, self.epochs = 0.0, 0
 
-    def on_train_begin(self, logs=None):
-        self.start, self.epochs = time.perf_counter(), 0
+    def stopped_before(self, past_rows) -> bool:
+        """Counts the past epochs' time; whether they had used up the budget
+        (the uninterrupted run stopped there)."""
+        self.spent = sum(float(row.get("epoch_seconds") or 0) for row in past_rows)
+        self.epochs = len(past_rows)
+        self.stopped = self._over()
+        return self.stopped
+
+    def _over(self) -> bool:
+        pace = self.spent / self.epochs if self.epochs else 0.0
+        return bool(self.seconds) and self.spent + pace > self.seconds
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.spent += time.perf_counter() - self.start
         self.epochs += 1
-        spent = time.perf_counter() - self.start
-        if self.seconds and spent * (self.epochs + 1) / self.epochs > self.seconds:
+        if self._over():
             self.model.stop_training = self.stopped = True
 
 

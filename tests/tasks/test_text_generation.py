@@ -465,3 +465,26 @@ def test_a_budget_stopped_run_resumed_keeps_saying_so(tmp_path):
     )
     _, _, again = textgen.train(resumed)
     assert again["stopped_by_time_budget"] and again["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("past_seconds, epochs_run", [(40_000, 1), (20_000, 3)])
+def test_a_resumed_run_counts_its_earlier_sessions_time(
+    tmp_path, past_seconds, epochs_run
+):
+    """--max-minutes 1000 (60,000 s) with a first epoch of `past_seconds`: the
+    uninterrupted run would stop after it when one more epoch at that pace
+    passes the budget (40,000 s), else train on (20,000 s). A resumed run
+    decides the same from history.csv, instead of starting a fresh budget."""
+    config = dict(epochs=3, max_minutes=1000, export_dir="")
+    with pytest.raises(Killed):
+        textgen.train(tiny_config(tmp_path, **config), extra_callbacks=[KillMidEpoch()])
+    (run,) = (tmp_path / "runs" / "text_generation").iterdir()
+    history = (run / "history.csv").read_text().splitlines()
+    column = history[0].split(",").index("epoch_seconds")
+    row = history[1].split(",")
+    row[column] = str(past_seconds)
+    (run / "history.csv").write_text("\n".join([history[0], ",".join(row), ""]))
+    keras.utils.clear_session()
+    _, _, resumed = textgen.train(tiny_config(tmp_path, resume="latest", **config))
+    assert resumed["epochs_run"] == epochs_run
+    assert resumed["stopped_by_time_budget"] == (epochs_run == 1)
