@@ -59,7 +59,9 @@ class LongRangeConfig(TrainConfig):
     validation_size: int = option(1000, "validation sequences per T")
     test_size: int = option(2000, "test sequences per T")
     gradient_length: int = option(
-        200, "T at which gradient flow is measured (must be in --lengths; 0 = skip)"
+        -1,
+        "T at which gradient flow is measured (one of --lengths; 0 = skip; "
+        "default: 200 if in --lengths, else the longest)",
     )
     epochs: int = option(20, "step budget = epochs x steps-per-epoch")
     steps_per_epoch: int = option(100, "batches between two validations")
@@ -102,6 +104,13 @@ class LongRangeConfig(TrainConfig):
             if getattr(self, name) < 1:
                 raise common.ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
         self.learning_rate_for("lstm")  # checks --model-learning-rates
+        if self.gradient_length < -1:
+            raise common.ConfigError(
+                f"--gradient-length={self.gradient_length}: a T from --lengths, "
+                "or 0 to skip the gradient-flow plot"
+            )
+        if self.gradient_length == -1:  # the default: whatever the grid allows
+            return
         if self.gradient_length and not {"simple_rnn", "lstm"} & set(models):
             raise common.ConfigError(
                 f"--gradient-length={self.gradient_length}: the plot shows "
@@ -132,6 +141,17 @@ class LongRangeConfig(TrainConfig):
                 f"models from {MODELS}, rates > 0"
             )
         return rates.get(model, self.learning_rate)
+
+    def gradient_flow_length(self) -> int:
+        """The T of the gradient-flow plot (0: none): `--gradient-length`, or
+        by default 200 if in --lengths, else the longest; none by default
+        when --models has neither simple_rnn nor lstm (the plot shows them)."""
+        if self.gradient_length >= 0:
+            return self.gradient_length
+        if not {"simple_rnn", "lstm"} & set(self.model_list()):
+            return 0
+        lengths = self.length_list()
+        return 200 if 200 in lengths else max(lengths)
 
     def length_list(self) -> list[int]:
         try:
@@ -328,7 +348,7 @@ def run_grid(config: LongRangeConfig, run) -> list[dict]:
             print(f"\n=== T={length} {name}", flush=True)
             results.append(train_one(config, run, name, length, data))
             print(report.summary_line(results[-1], config.solved_mse), flush=True)
-            if name == "lstm" and length == config.gradient_length:
+            if name == "lstm" and length == config.gradient_flow_length():
                 if config.init == "chrono":
                     norms = keras_init_norms(config, length, data)
                     results[-1]["gradient_norms_keras_init"] = norms
@@ -352,8 +372,8 @@ def write_report(config: LongRangeConfig, run, results: list[dict], seconds: flo
     with common.atomic_path(run.path / "results.md") as tmp:
         tmp.write_text(table + "\n")
     report.plot_curves(results, config, run.path / "val_mse.png")
-    if config.gradient_length:
-        report.plot_gradient_flow(results, config.gradient_length, run.path)
+    if config.gradient_flow_length():
+        report.plot_gradient_flow(results, config.gradient_flow_length(), run.path)
     return table
 
 

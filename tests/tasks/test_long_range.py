@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import keras_lstm
+from tasks import common
 from tasks.long_range import sentiment_gates, task
 from tasks.long_range.adding import (
     CONSTANT_GUESS_MSE,
@@ -128,6 +129,21 @@ def test_chrono_init_sets_memory_biases_and_keeps_ours_equal_to_keras():
 
 
 @pytest.mark.parametrize(
+    "argv, length",
+    [
+        ([], 200),  # the README's grid
+        (["--lengths", "400", "--models", "lstm"], 400),  # narrowed: no error
+        (["--lengths", "50,100"], 100),
+        (["--lengths", "50,100", "--gradient-length", "50"], 50),
+        (["--gradient-length", "0"], 0),
+        (["--models", "gru", "--lengths", "10"], 0),  # the plot needs lstm/rnn
+    ],
+)
+def test_gradient_flow_is_drawn_where_the_grid_allows(argv, length):
+    assert common.parse(task.LongRangeConfig, argv).gradient_flow_length() == length
+
+
+@pytest.mark.parametrize(
     "argv, message",
     [
         (["--lengths", "1"], "--lengths"),
@@ -141,6 +157,7 @@ def test_chrono_init_sets_memory_biases_and_keeps_ours_equal_to_keras():
         (["--mixed-precision"], "--mixed-precision/--distribute: not supported"),
         (["--distribute", "mirrored"], "--mixed-precision/--distribute"),
         (["--solved-mse", "nan"], "--solved-mse: must be a finite number"),
+        (["--gradient-length", "-2"], "--gradient-length=-2: a T from --lengths"),
     ],
 )
 def test_bad_flags_exit_with_a_message_naming_them(argv, message, capsys):
