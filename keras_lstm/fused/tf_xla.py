@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 
 import keras
 import tensorflow as tf
@@ -42,12 +43,13 @@ import tensorflow as tf
 # custom gradient below is recorded instead. Checked by tests/layers/test_fast_paths.
 from tensorflow.python.eager import forwardprop_util, record
 
-_SHARED: dict = {}  # per configuration, see _compiled_loop
-# A layer that shares with none keeps its compiled loop in this attribute: the
-# loop's closure refers to the layer, so a global table (even a weak-keyed one,
-# whose values are strong) would keep the layer alive; the cycle through the
-# layer's own attribute is collected with it.
+# Each layer keeps its compiled loop in this attribute (the loop's closure
+# refers to the layer that made it; the cycle is collected with them), and
+# `_SHARED` finds it for other layers of the same configuration (see
+# _compiled_loop) for only as long as one of them is alive: a strong table
+# would keep every layer that ever made a loop, with its weights, alive.
 _OWN = "_keras_lstm_xla_loop"
+_SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 # XLA:CPU runs its matmuls without oneDNN: at 1024 units the compiled loop was
@@ -68,7 +70,10 @@ def select(layer, sequences, mask, training):
     if tf.config.list_logical_devices("GPU"):
         return None
     variables = list(layer.cell.weights)
-    reference = _reference_loop(layer)  # replayed for gradients, below
+    # The gradient below replays the reference loop. In a graph, TensorFlow
+    # keeps each custom gradient function in a global registry for good, so it
+    # must not hold the layer (and its weights) alive: it looks it up weakly.
+    layer_ref = weakref.ref(layer)
     compiled = _compiled_loop(layer)
 
     def run(sequences, initial_state, mask):
@@ -101,6 +106,7 @@ def select(layer, sequences, mask, training):
             def grad(*dys):
                 with tf.GradientTape() as tape:
                     tape.watch(inputs)
+                    reference = _reference_loop(layer_ref())
                     replay = reference(sequences, states, mask, weights)
                 dys = [tf.zeros_like(y) if d is None else d for y, d in zip(flat, dys)]
                 return tape.gradient(
@@ -147,25 +153,23 @@ def _compiled_loop(layer):
 
     XLA compiles once per function and input shape (0.5-1 s here), so layers
     that compute the same loop share one function: a Bidirectional's two
-    directions, and layers re-created with the same configuration. Shared only
-    between our own classes (a subclass may compute more than its config says),
-    with every configuration entry that affects inference equal and the same
-    activation functions (`_sharing_key`); the first such layer stays
-    referenced as the template whose variables the weights replace.
+    directions, and layers made while one of the same configuration is
+    alive. Shared only between our own classes (a subclass may compute more
+    than its config says), with every configuration entry that affects
+    inference equal and the same activation functions (`_sharing_key`); the
+    layer that made the function is its template, whose variables the weights
+    replace, and stays alive as long as a layer sharing it does.
     """
-    key = _sharing_key(layer)
-    if key is None:
-        compiled = layer.__dict__.get(_OWN)
-    else:
+    compiled = layer.__dict__.get(_OWN)
+    key = _sharing_key(layer) if compiled is None else None
+    if key is not None:
         compiled = _SHARED.get(key)
-    if compiled is not None:
-        return compiled
-    forwards = _reference_loop(layer, go_backwards=False)
-    compiled = tf.function(forwards, jit_compile=True, autograph=False)
-    if key is None:  # not through Layer.__setattr__: nothing to track
-        object.__setattr__(layer, _OWN, compiled)
-    else:
-        _SHARED[key] = compiled
+    if compiled is None:
+        forwards = _reference_loop(layer, go_backwards=False)
+        compiled = tf.function(forwards, jit_compile=True, autograph=False)
+        if key is not None:
+            _SHARED[key] = compiled
+    object.__setattr__(layer, _OWN, compiled)  # not tracked by Keras
     return compiled
 
 

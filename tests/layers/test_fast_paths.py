@@ -762,6 +762,38 @@ def test_tensorflow_xla_loop_of_an_unshared_layer_does_not_keep_it_alive():
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_shared_xla_loops_do_not_keep_dropped_layers_alive():
+    """Layers of one configuration share a compiled loop while one of them is
+    alive; once all are dropped, they are freed (with their weights) as the
+    built-in's layers are, instead of staying in a module-level table."""
+    import gc
+    import weakref
+
+    from keras_lstm.fused import tf_xla
+
+    def run(lstm):
+        kwargs = {"return_sequences": True, "unit_forget_bias": False}
+        model = keras.Sequential(
+            [
+                keras.Input((STEPS, FEATURES)),
+                keras.layers.Bidirectional(lstm(9, **kwargs)),
+            ]
+        )
+        model.predict(inputs(), verbose=0)
+        return weakref.ref(model.layers[0].forward_layer)
+
+    builtin = run(keras.layers.LSTM)
+    first = run(keras_lstm.LSTM)
+    while_alive = first()
+    second = run(keras_lstm.LSTM)
+    assert tf_xla._compiled_loop(second()) is tf_xla._compiled_loop(while_alive)
+    del while_alive
+    gc.collect()
+    assert builtin() is None  # the reference
+    assert first() is None and second() is None
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
 def test_tensorflow_shared_xla_loop_exports_the_exporting_models_weights(tmp_path):
     """Two models of one configuration share a compiled loop (traced with the
     first model's variables as the template); the second model's SavedModel
