@@ -8,8 +8,9 @@ variables through torch's autograd, as for the built-in's cuDNN path.
 Engaged for: no mask, not unrolled, tanh/sigmoid, float32/float64 (variables and
 computation in the same dtype), no recurrent dropout (input dropout is applied to
 the sequence first, with the cell's own mask, when `implementation == 2`), GRU
-with `reset_after=True` (PyTorch's convention), and not while torch.compile /
-torch.jit trace.
+with `reset_after=True` (PyTorch's convention), not while torch.compile /
+torch.jit trace, and not under `torch.func` transforms or forward-mode AD
+(`transformed`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def select(layer, sequences, mask, training):
     kind = "gru" if hasattr(cell, "reset_after") else "lstm"
 
     def run(sequences, initial_state, mask):
+        weights = [ops.convert_to_tensor(v) for v in cell.weights]
+        if transformed([sequences, *initial_state, *weights]):
+            return layer.reference_loop(sequences, initial_state, mask, training)
         if layer.stateful:
             # As the reference loop does: the state variables are assigned in
             # place after the call, which autograd must not see.
@@ -54,6 +58,20 @@ def select(layer, sequences, mask, training):
         return _gru(cell, sequences, initial_state, layer.return_sequences)
 
     return run
+
+
+def transformed(tensors) -> bool:
+    """Whether a `torch.func` transform (vmap, grad, jvp, jacfwd) or forward-mode
+    AD wraps any of `tensors`: the fused kernels have no batching rule and, on a
+    CPU (mkldnn), no forward derivative, so the reference loop runs instead."""
+    for tensor in tensors:
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        if torch._C._functorch.is_functorch_wrapped_tensor(tensor):
+            return True
+        if torch.autograd.forward_ad.unpack_dual(tensor).tangent is not None:
+            return True
+    return False
 
 
 def _finish(outputs, states, return_sequences):

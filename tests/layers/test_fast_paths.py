@@ -406,6 +406,48 @@ def test_torch_fast_path_trains_like_the_builtin():
     np.testing.assert_allclose(losses[0], losses[1], rtol=0, atol=1e-5)
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's fused kernels")
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("transform", ["vmap", "per-sample grad", "jvp", "dual"])
+def test_torch_func_transforms_work_as_on_the_builtin(kind, transform):
+    """The fused kernels have no vmap batching rule and (mkldnn, CPU) no forward
+    derivative; under torch.func or forward-mode AD the reference loop runs, so
+    these work as they do on the built-in (whose CPU loop is plain torch)."""
+    import torch
+    from torch.autograd import forward_ad
+
+    def model(layer):
+        return keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
+
+    ours, builtin = model(OURS[kind](UNITS)), model(BUILTIN[kind](UNITS))
+    randomize(ours)
+    builtin.set_weights(ours.get_weights())
+    x = torch.tensor(inputs())
+
+    def run(m):
+        if transform == "vmap":
+            return torch.func.vmap(lambda row: m(row[None])[0])(x)
+        if transform == "per-sample grad":
+            weights = [v.value for v in m.trainable_variables]
+            fixed = [v.value for v in m.non_trainable_variables]
+
+            def loss(weights, row):
+                return (m.stateless_call(weights, fixed, row[None])[0] ** 2).sum()
+
+            grads = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))
+            return grads(weights, x)
+        if transform == "jvp":
+            return torch.func.jvp(m, (x,), (torch.ones_like(x),))[1]
+        with forward_ad.dual_level():
+            out = m(forward_ad.make_dual(x, torch.ones_like(x)))
+            return forward_ad.unpack_dual(out).tangent
+
+    for got, want in zip(
+        keras.tree.flatten(run(ours)), keras.tree.flatten(run(builtin))
+    ):
+        np.testing.assert_allclose(got.detach(), want.detach(), rtol=0, atol=1e-5)
+
+
 def test_hoisting_is_automatic_only_for_jax_on_a_gpu():
     from keras_lstm.recurrent import RecurrentLayer, _jax_on_gpu
 
