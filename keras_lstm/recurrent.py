@@ -318,7 +318,12 @@ class RecurrentLayer(keras.layers.RNN):
         config["activity_regularizer"] = keras.regularizers.serialize(
             self.activity_regularizer
         )
-        config["use_cudnn"] = self.use_cudnn
+        if self.use_cudnn is not True:
+            # Kept: "auto" or False (the exact reference loop) run anywhere.
+            # True demands a fused kernel of the machine, so, as the built-in
+            # does, it is not saved: a file written where it ran must load
+            # and run on a machine without one (as "auto").
+            config["use_cudnn"] = self.use_cudnn
         base_config = super().get_config()
         del base_config["cell"]
         return {**base_config, **config}

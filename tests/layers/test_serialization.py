@@ -48,6 +48,20 @@ def test_config_has_the_builtin_keys_and_values(kind):
             assert ours_config[key] == value, key
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("use_cudnn", ["auto", False, True])
+def test_use_cudnn_true_is_not_saved_as_the_builtin_does(kind, use_cudnn):
+    """True demands a fused kernel, which the machine that loads the file may
+    lack: like the built-in's, the saved layer comes back as "auto". "auto"
+    and False (the reference loop) run anywhere and are kept."""
+    config = OURS[kind](7, use_cudnn=use_cudnn).get_config()
+    builtin = BUILTIN[kind](7, use_cudnn=use_cudnn).get_config()
+    assert ("use_cudnn" in config) == (use_cudnn is not True)
+    assert "use_cudnn" not in builtin  # the reference: it forgets even False
+    loaded = OURS[kind].from_config(json.loads(json.dumps(config)))
+    assert loaded.use_cudnn == ("auto" if use_cudnn is True else use_cudnn)
+
+
 def test_registered_names():
     for cls in (
         keras_lstm.LSTM,
