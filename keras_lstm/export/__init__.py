@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_lstm
+from keras_lstm import fused
 from keras_lstm.export import _files, _lowering, _verify
 
 __all__ = [
@@ -214,6 +215,11 @@ def _serving_fn(model, preprocess):
 
 
 def _archive(model, preprocess, specs, path) -> None:
+    with fused.disabled():  # no XLA-compiled calls: TF Serving runs the graph
+        _write_archive(model, preprocess, specs, path)
+
+
+def _write_archive(model, preprocess, specs, path) -> None:
     archive = keras.export.ExportArchive()
     archive.track(model)
     if isinstance(preprocess, tf.__internal__.tracking.Trackable):

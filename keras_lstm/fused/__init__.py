@@ -25,12 +25,15 @@ imports no backend (see benchmarks/NOTES.md for the trade-off).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 import keras
 from keras import ops
 
-__all__ = ["select"]
+__all__ = ["disabled", "select"]
+
+_disabled = 0  # > 0 inside `disabled()`
 
 _ENGINES = {
     "torch": "keras_lstm.fused.torch_vf",
@@ -47,10 +50,32 @@ def default_activations(cell) -> bool:
     ) and cell.recurrent_activation in (keras.activations.sigmoid, ops.sigmoid)
 
 
+@contextlib.contextmanager
+def disabled():
+    """While active, `use_cudnn="auto"` layers trace and run the reference loop.
+
+    For graphs that leave this process: the TensorFlow inference engine is an
+    XLA-compiled function, which a SavedModel keeps as such, and TF Serving
+    runs XLA:CPU only behind an experimental flag (`--xla_cpu_compilation_enabled`).
+    `keras_lstm.export` uses this; wrap Keras' own `model.export` in it too:
+
+    ```python
+    with keras_lstm.fused.disabled():
+        model.export("serving")  # the same graph as keras.layers.LSTM's
+    ```
+    """
+    global _disabled
+    _disabled += 1
+    try:
+        yield
+    finally:
+        _disabled -= 1
+
+
 def select(layer, sequences, mask, training):
     """A function `(sequences, initial_state, mask) -> (last, outputs, states)`
     for this call, or None when the reference loop must run."""
-    if layer.use_cudnn != "auto" or layer.unroll:
+    if _disabled or layer.use_cudnn != "auto" or layer.unroll:
         return None
     module = _ENGINES.get(keras.backend.backend())
     if module is None:

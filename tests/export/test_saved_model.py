@@ -165,3 +165,43 @@ def test_input_names_become_valid_unique_signature_names(tmp_path):
     lite = export.export_tflite(model, tmp_path / "m.tflite", max_length=3)
     assert [i["name"] for i in lite["inputs"]] == names
     assert report["passed"] and lite["passed"]
+
+
+def xla_compiled_calls(folder) -> int:
+    """Calls in a SavedModel's graph that XLA must compile (`_XlaMustCompile`),
+    which TF Serving runs only behind --xla_cpu_compilation_enabled."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((folder / "saved_model.pb").read_bytes())
+    library = saved.meta_graphs[0].graph_def.library
+    nodes = [n for f in library.function for n in f.node_def]
+    nodes += list(saved.meta_graphs[0].graph_def.node)
+    return sum(bool(n.attr["_XlaMustCompile"].b) for n in nodes)
+
+
+def test_saved_model_has_no_xla_compiled_calls_like_the_builtins(tmp_path):
+    def build(lstm, gru):
+        inp = keras.Input((h.STEPS,), dtype="int32")
+        x = keras.layers.Embedding(h.VOCAB, 4, mask_zero=True)(inp)
+        x = keras.layers.Bidirectional(lstm(5, return_sequences=True))(x)
+        return keras.Model(inp, gru(3)(x))
+
+    ours = build(keras_lstm.LSTM, keras_lstm.GRU)
+    builtin = build(keras.layers.LSTM, keras.layers.GRU)
+    builtin.set_weights(ours.get_weights())
+    export.export_saved_model(ours, tmp_path / "ours")
+    builtin.export(str(tmp_path / "builtin"), verbose=False)
+    assert xla_compiled_calls(tmp_path / "builtin") == 0  # the reference
+    assert xla_compiled_calls(tmp_path / "ours") == 0
+    # Keras' own export traces our layers' inference engine (XLA) unless told:
+    ours.export(str(tmp_path / "plain"), verbose=False)
+    assert xla_compiled_calls(tmp_path / "plain") > 0
+    with keras_lstm.fused.disabled():
+        ours.export(str(tmp_path / "disabled"), verbose=False)
+    assert xla_compiled_calls(tmp_path / "disabled") == 0
+    ids = np.random.default_rng(0).integers(1, h.VOCAB, (2, h.STEPS), dtype="int32")
+    ids[0, 4:] = 0
+    loaded = tf.saved_model.load(str(tmp_path / "disabled"))
+    expected = builtin.predict(ids, verbose=0)
+    np.testing.assert_allclose(loaded.serve(ids), expected, atol=1e-5)
