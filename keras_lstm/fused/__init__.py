@@ -26,6 +26,7 @@ imports no backend (see benchmarks/NOTES.md for the trade-off).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 
 import keras
@@ -33,7 +34,7 @@ from keras import ops
 
 __all__ = ["disabled", "select"]
 
-_disabled = 0  # > 0 inside `disabled()`
+_disabled = contextvars.ContextVar("keras_lstm_fused_disabled", default=False)
 
 _ENGINES = {
     "torch": "keras_lstm.fused.torch_vf",
@@ -63,19 +64,23 @@ def disabled():
     with keras_lstm.fused.disabled():
         model.export("serving")  # the same graph as keras.layers.LSTM's
     ```
+
+    It applies to this thread (and context) only, and to what is traced or
+    run inside the block: a `tf.function` traced before it (e.g. a model's
+    `predict_function`) keeps its engines, and one traced inside keeps the
+    reference loop afterwards.
     """
-    global _disabled
-    _disabled += 1
+    token = _disabled.set(True)
     try:
         yield
     finally:
-        _disabled -= 1
+        _disabled.reset(token)
 
 
 def select(layer, sequences, mask, training):
     """A function `(sequences, initial_state, mask) -> (last, outputs, states)`
     for this call, or None when the reference loop must run."""
-    if _disabled or layer.use_cudnn != "auto" or layer.unroll:
+    if _disabled.get() or layer.use_cudnn != "auto" or layer.unroll:
         return None
     module = _ENGINES.get(keras.backend.backend())
     if module is None:

@@ -49,6 +49,18 @@ from tensorflow.python.eager import forwardprop_util, record
 # _compiled_loop) for only as long as one of them is alive: a strong table
 # would keep every layer that ever made a loop, with its weights, alive.
 _OWN = "_keras_lstm_xla_loop"
+
+
+class _Loop:
+    """Holds a layer's compiled loop. A plain object: `tf.saved_model.save`
+    saves a `tf.function` found in a layer's attributes as part of it."""
+
+    __slots__ = ("function", "__weakref__")
+
+    def __init__(self, function):
+        self.function = function
+
+
 _SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
@@ -71,8 +83,11 @@ def select(layer, sequences, mask, training):
         return None
     variables = list(layer.cell.weights)
     # The gradient below replays the reference loop. In a graph, TensorFlow
-    # keeps each custom gradient function in a global registry for good, so it
-    # must not hold the layer (and its weights) alive: it looks it up weakly.
+    # keeps each custom gradient function in a global registry for good, so
+    # there it must not hold the layer (and its weights) alive and looks it up
+    # weakly; an eager tape lives only as long as the user keeps it, and the
+    # layer may be dropped before its gradient is taken, so there it holds it.
+    eager_layer = layer if tf.executing_eagerly() else None
     layer_ref = weakref.ref(layer)
     compiled = _compiled_loop(layer)
 
@@ -106,7 +121,7 @@ def select(layer, sequences, mask, training):
             def grad(*dys):
                 with tf.GradientTape() as tape:
                     tape.watch(inputs)
-                    reference = _reference_loop(layer_ref())
+                    reference = _reference_loop(eager_layer or _alive(layer_ref))
                     replay = reference(sequences, states, mask, weights)
                 dys = [tf.zeros_like(y) if d is None else d for y, d in zip(flat, dys)]
                 return tape.gradient(
@@ -122,6 +137,16 @@ def select(layer, sequences, mask, training):
         return tf.nest.pack_sequence_as(structure, flat)
 
     return run
+
+
+def _alive(layer_ref):
+    layer = layer_ref()
+    if layer is None:
+        raise RuntimeError(
+            "keras_lstm: the gradient of a layer's inference call was asked "
+            "for after the layer was deleted"
+        )
+    return layer
 
 
 def forward_mode(tensors) -> bool:
@@ -160,17 +185,17 @@ def _compiled_loop(layer):
     layer that made the function is its template, whose variables the weights
     replace, and stays alive as long as a layer sharing it does.
     """
-    compiled = layer.__dict__.get(_OWN)
-    key = _sharing_key(layer) if compiled is None else None
+    held = layer.__dict__.get(_OWN)
+    key = _sharing_key(layer) if held is None else None
     if key is not None:
-        compiled = _SHARED.get(key)
-    if compiled is None:
+        held = _SHARED.get(key)
+    if held is None:
         forwards = _reference_loop(layer, go_backwards=False)
-        compiled = tf.function(forwards, jit_compile=True, autograph=False)
+        held = _Loop(tf.function(forwards, jit_compile=True, autograph=False))
         if key is not None:
-            _SHARED[key] = compiled
-    object.__setattr__(layer, _OWN, compiled)  # not tracked by Keras
-    return compiled
+            _SHARED[key] = held
+    object.__setattr__(layer, _OWN, held)  # not tracked by Keras
+    return held.function
 
 
 # Configuration entries that do not change the inference loop (go_backwards is

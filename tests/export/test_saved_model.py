@@ -175,9 +175,10 @@ def xla_compiled_calls(folder) -> int:
     saved = saved_model_pb2.SavedModel()
     saved.ParseFromString((folder / "saved_model.pb").read_bytes())
     library = saved.meta_graphs[0].graph_def.library
-    nodes = [n for f in library.function for n in f.node_def]
-    nodes += list(saved.meta_graphs[0].graph_def.node)
-    return sum(bool(n.attr["_XlaMustCompile"].b) for n in nodes)
+    marked = [n for f in library.function for n in f.node_def]  # calls
+    marked += list(saved.meta_graphs[0].graph_def.node)
+    marked += list(library.function)  # the compiled functions themselves
+    return sum(bool(n.attr["_XlaMustCompile"].b) for n in marked)
 
 
 def test_saved_model_has_no_xla_compiled_calls_like_the_builtins(tmp_path):
@@ -194,12 +195,17 @@ def test_saved_model_has_no_xla_compiled_calls_like_the_builtins(tmp_path):
     builtin.export(str(tmp_path / "builtin"), verbose=False)
     assert xla_compiled_calls(tmp_path / "builtin") == 0  # the reference
     assert xla_compiled_calls(tmp_path / "ours") == 0
-    # Keras' own export traces our layers' inference engine (XLA) unless told:
+    # Keras' own export traces our layers' inference engine (XLA, on a CPU)
+    # unless told, and so does tf.saved_model.save:
     ours.export(str(tmp_path / "plain"), verbose=False)
-    assert xla_compiled_calls(tmp_path / "plain") > 0
+    if not tf.config.list_logical_devices("GPU"):
+        assert xla_compiled_calls(tmp_path / "plain") > 0
     with keras_lstm.fused.disabled():
         ours.export(str(tmp_path / "disabled"), verbose=False)
+        tf.saved_model.save(ours, str(tmp_path / "tf_saved"))
     assert xla_compiled_calls(tmp_path / "disabled") == 0
+    # ... the layers' own compiled loops (attributes) are not saved with them:
+    assert xla_compiled_calls(tmp_path / "tf_saved") == 0
     ids = np.random.default_rng(0).integers(1, h.VOCAB, (2, h.STEPS), dtype="int32")
     ids[0, 4:] = 0
     loaded = tf.saved_model.load(str(tmp_path / "disabled"))

@@ -804,6 +804,36 @@ def test_tensorflow_xla_loop_of_an_unshared_layer_does_not_keep_it_alive():
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_eager_gradient_of_a_dropped_layers_inference_call():
+    """An eager tape keeps what it needs for the gradient: a layer dropped (and
+    collected) between its inference call and `tape.gradient` still gives the
+    built-in's gradient."""
+    import gc
+
+    import tensorflow as tf
+
+    x = tf.constant(inputs())
+    builtin = keras.layers.LSTM(UNITS)
+    builtin.build(x.shape)
+
+    def call_temporary_layer(tape):
+        layer = keras_lstm.LSTM(UNITS)
+        layer.build(x.shape)
+        layer.set_weights(randomize(builtin))
+        with tape:
+            tape.watch(x)
+            return layer(x)
+
+    tape = tf.GradientTape()
+    y = call_temporary_layer(tape)
+    gc.collect()
+    with tf.GradientTape() as reference:
+        reference.watch(x)
+        want = builtin(x)
+    assert_all_close(tape.gradient(y, x), reference.gradient(want, x))
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
 def test_tensorflow_shared_xla_loops_do_not_keep_dropped_layers_alive():
     """Layers of one configuration share a compiled loop while one of them is
     alive; once all are dropped, they are freed (with their weights) as the
