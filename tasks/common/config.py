@@ -83,6 +83,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raises ConfigError naming the first invalid option."""
+        for field in dataclasses.fields(self):  # as the command line refuses them
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                _fail(field.name, value, "must be a finite number")
         for name in ("epochs", "batch_size"):
             _positive(name, getattr(self, name))
         for name in ("patience", "steps_per_epoch", "cpu_replicas"):

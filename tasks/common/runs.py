@@ -59,11 +59,21 @@ def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
             f"({error.strerror or error})"
         ) from None
     path, n = parent / stamp, 1
-    while path.exists():
-        n += 1
-        path = parent / f"{stamp}-{n}"
+    while True:  # mkdir, not exists(): two runs starting in one second
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+            path = parent / f"{stamp}-{n}"
     _last_made[:] = [path]
     return RunFolder(path)
+
+
+def forget_new_run() -> None:
+    """Forgets the folder `new_run` made last (`start_run` calls this first), so
+    that `discard_unstarted_run` never removes one an earlier call made."""
+    _last_made.clear()
 
 
 def discard_unstarted_run() -> Path | None:

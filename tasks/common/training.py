@@ -29,6 +29,7 @@ from tasks.common.runs import (
     atomic_path,
     check_export_dir,
     find_run,
+    forget_new_run,
     new_run,
     write_json,
 )
@@ -181,15 +182,18 @@ def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
     continues the same experiment: an option given now (typed on the command
     line: `config.given_options`; else one that differs from its default)
     that differs from the saved one raises ConfigError, except the
-    `SESSION_OPTIONS` (an export folder, say), which then apply. The config
+    `SESSION_OPTIONS` (an export folder, say), which then apply. A new run's
+    config is validated (one built in Python has not been). The config
     that will run is then checked before any training: its `export_dir`
     (`check_export_dir`) and `--tensorboard` (`check_tensorboard`).
     """
+    forget_new_run()
     if config.resume:
         run = find_run(config.runs_dir, task, config.resume)
         config = _resumed_config(config, run)
     else:
         run = None
+        config.validate()  # a config built in Python, not by `parse`
     check_tensorboard(config)
     export_dir = getattr(config, "export_dir", "")
     if export_dir:
@@ -448,9 +452,14 @@ def fit(
         past_values, monitor=monitor, mode=mode, patience=config.patience
     )
     stoppers = [ResumableTerminateOnNaN(), early_stopping, *extra_callbacks]
-    if past and any(
-        c.stopped_before(past) for c in stoppers if hasattr(c, "stopped_before")
-    ):
+    # Every stopper replays the past (not `any` over a generator, which stops
+    # at the first): the uninterrupted run called each one's on_epoch_end.
+    replays = [
+        c.stopped_before(past)
+        for c in stoppers
+        if past and hasattr(c, "stopped_before")
+    ]
+    if any(replays):
         # Killed after its last epoch's backup, before `fit` returned: the
         # uninterrupted run stopped there, so this one does not train on.
         shutil.rmtree(run.backup)

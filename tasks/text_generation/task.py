@@ -165,9 +165,11 @@ def build_model(config: TextGenerationConfig, vocabulary_size: int) -> keras.Mod
 class TimeBudget(keras.callbacks.Callback):
     """Stops after an epoch when one more (at the mean pace) would pass the budget.
 
-    The time counts over all sessions of a run: `common.fit` hands a resumed
-    run's kept epochs to `stopped_before`, and their `epoch_seconds`
-    (history.csv) start the count, so `--resume` does not get a fresh budget.
+    The time counted is each epoch's `epoch_seconds` (its wall time with
+    validation, which `common.fit` adds to the logs before this callback runs
+    and history.csv keeps), over all sessions of a run: `common.fit` hands a
+    resumed run's kept epochs to `stopped_before`, so `--resume` neither gets
+    a fresh budget nor decides differently from the uninterrupted run.
     """
 
     def __init__(self, minutes: float):
@@ -187,11 +189,8 @@ class TimeBudget(keras.callbacks.Callback):
         pace = self.spent / self.epochs if self.epochs else 0.0
         return bool(self.seconds) and self.spent + pace > self.seconds
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
     def on_epoch_end(self, epoch, logs=None):
-        self.spent += time.perf_counter() - self.start
+        self.spent += float(logs["epoch_seconds"])
         self.epochs += 1
         if self._over():
             self.model.stop_training = self.stopped = True

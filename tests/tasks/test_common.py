@@ -100,6 +100,28 @@ def test_run_files_are_strict_json_and_read_back_nan(tmp_path):
     assert back["test_mse"] is None and back["solved"] is None
 
 
+def test_only_a_run_that_never_started_training_is_discarded(tmp_path):
+    def start(**options):
+        return common.start_run("demo", Small(runs_dir=str(tmp_path), **options))[1]
+
+    failed = start()  # stopped before training: config.json only
+    assert runs.discard_unstarted_run() == failed.path
+    assert not failed.path.exists()
+    trained = start()
+    (trained.path / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    assert runs.discard_unstarted_run() is None and trained.path.exists()
+    # A later call that fails before making a folder (a bad --resume) leaves
+    # the folder of an earlier call alone, though it holds config.json only.
+    earlier = start()
+    with pytest.raises(common.ConfigError, match="not a run folder"):
+        start(resume=str(tmp_path / "nothing"))
+    assert runs.discard_unstarted_run() is None and earlier.path.exists()
+    with pytest.raises(common.ConfigError, match="--learning-rate=inf"):
+        start(learning_rate=float("inf"))  # refused in Python too
+    with pytest.raises(common.ConfigError, match="--clipnorm=nan: must be a finite number"):
+        start(clipnorm=float("nan"))
+
+
 def test_run_folders_and_resume_lookup(tmp_path):
     first = runs.new_run(tmp_path, "demo")
     second = runs.new_run(tmp_path, "demo")

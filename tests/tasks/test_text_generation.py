@@ -467,6 +467,27 @@ def test_a_budget_stopped_run_resumed_keeps_saying_so(tmp_path):
     assert again["stopped_by_time_budget"] and again["epochs_run"] == 1
 
 
+def test_time_budget_decides_live_as_it_replays_from_history():
+    """The live decision after each epoch (from the logs' epoch_seconds, as
+    history.csv records them) equals the one a resumed run replays from those
+    rows, so a run killed after any epoch's backup stops where it would have."""
+    seconds = [7.0, 2.5, 3.0, 2.0, 4.0, 1.0]
+
+    class Model:
+        stop_training = False
+
+    live = textgen.TimeBudget(20 / 60)  # 20 s
+    live.set_model(Model())
+    for epoch, value in enumerate(seconds):
+        live.on_epoch_end(epoch, {"epoch_seconds": value, "loss": 1.0})
+        rows = [{"epoch_seconds": str(v)} for v in seconds[: epoch + 1]]
+        replayed = textgen.TimeBudget(20 / 60).stopped_before(rows)
+        assert live.model.stop_training == replayed, epoch
+        # The reference: stop when one more epoch at the mean pace passes 20 s.
+        spent = sum(seconds[: epoch + 1])
+        assert replayed == (spent + spent / (epoch + 1) > 20), epoch
+
+
 @pytest.mark.parametrize("past_seconds, epochs_run", [(40_000, 1), (20_000, 3)])
 def test_a_resumed_run_counts_its_earlier_sessions_time(
     tmp_path, past_seconds, epochs_run
