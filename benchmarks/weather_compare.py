@@ -7,7 +7,8 @@ process, and writes benchmarks/results/weather-<backend>-<device>.json and .md
 with the test MAE (degC) per horizon of every model, the baselines (the same
 test windows in every run) and the training wall time (the `fit` call, from
 metrics.json). Also writes docs/images/weather-mae-by-horizon.png and, from the
-first run of our LSTM, docs/images/weather-forecast-week.png.
+first run of our LSTM, docs/images/weather-forecast-week.png (`--tag NAME`:
+files weather-<backend>-<device>-NAME.*, no images).
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ def main() -> None:
         default=[f"{rnn}:{cell}" for rnn, cell in LAYERS],
         help="rnn:cell pairs to train (default: all four)",
     )
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the results files; a tagged run leaves docs/images alone",
+    )
     args, extra = parser.parse_known_args()
     layers = [tuple(pair.split(":")) for pair in args.layers]
     rows, loads = [], []
@@ -95,7 +101,7 @@ def main() -> None:
                 metrics = json.loads((folder / "metrics.json").read_text())
                 metrics["command_wall_seconds"] = round(wall, 1)
                 rows.append({"rnn": rnn, "cell": cell, "seed": seed, **metrics})
-                if len(rows) == 1:
+                if len(rows) == 1 and not args.tag:
                     small_png(
                         folder / "forecast_week.png",
                         images / "weather-forecast-week.png",
@@ -112,8 +118,9 @@ def main() -> None:
         "load_average_at_each_start": loads,
         "runs": rows,
     }
-    out = ROOT / "benchmarks" / "results" / f"weather-{backend}-{device}"
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    tag = f"-{args.tag}" if args.tag else ""
+    out = ROOT / "benchmarks" / "results" / f"weather-{backend}-{device}{tag}"
+    out.with_name(out.name + ".json").write_text(json.dumps(result, indent=2) + "\n")
 
     horizons = [str(h) for h in first["horizons"]]
     data = first["data"]
@@ -162,7 +169,10 @@ def main() -> None:
         "'one member' is the mean MAE of those members scored on their own.",
         f"Command: `{result['command']}`",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_name(out.name + ".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    if args.tag:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         chart = plots.mae_by_horizon(
             Path(tmp) / "mae.png",
@@ -171,7 +181,6 @@ def main() -> None:
             "NYC 2013 test split, mean over seeds",
         )
         small_png(chart, images / "weather-mae-by-horizon.png")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
