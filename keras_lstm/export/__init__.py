@@ -214,7 +214,10 @@ def _serving_fn(model, preprocess):
     return serve
 
 
-def _archive(model, preprocess, specs, path) -> None:
+def _archive(model, preprocess, specs, path, xla: bool = False) -> None:
+    if xla:
+        _write_archive(model, preprocess, specs, path)
+        return
     with fused.disabled():  # no XLA-compiled calls: TF Serving runs the graph
         _write_archive(model, preprocess, specs, path)
 
@@ -366,6 +369,7 @@ def export_saved_model(
     verify: bool = True,
     atol: float = 1e-5,
     seed: int = 0,
+    xla: bool = False,
 ) -> dict:
     """Writes a TF SavedModel (for TF Serving) and checks it against Keras.
 
@@ -400,11 +404,17 @@ def export_saved_model(
         verify: Reload and compare with Keras before installing (default).
         atol: Largest allowed absolute difference (float32: 1e-5).
         seed: Seed of the random verification inputs.
+        xla: Keep our layers' XLA-compiled TensorFlow inference loop (CPU,
+            up to 256 units) in the graph: 1.8x faster to serve in
+            TensorFlow at the IMDB-like shape (benchmarks/NOTES.md, section
+            20), but TF Serving runs XLA:CPU only with its experimental
+            `--xla_cpu_compilation_enabled`. Default: plain TensorFlow loops,
+            as the built-in layers export.
 
     Returns:
         The report (also written to `<path>.json`): `path` (the export's name,
         next to the report), inputs, per-case and overall `max_abs_diff`,
-        `passed` (None with `verify=False`), versions.
+        `passed` (None with `verify=False`), `xla`, versions.
 
     Raises:
         ValueError: The model is not built, or an argument is invalid.
@@ -433,9 +443,10 @@ def export_saved_model(
         _check_verifiable(specs, given, preprocess)
     _build_preprocess(preprocess, given, specs)
     with _files.staged(path) as tmp:
-        _archive(model, preprocess, specs, tmp)
+        _archive(model, preprocess, specs, tmp, xla=bool(xla))
         report = _meta("saved_model", path, specs, atol, seed)
         report["signatures"] = ["serve", "serving_default"]
+        report["xla"] = bool(xla)
         report["cases"] = []
         if verify:
             serve = tf.saved_model.load(str(tmp)).signatures["serving_default"]

@@ -195,6 +195,10 @@ def test_saved_model_has_no_xla_compiled_calls_like_the_builtins(tmp_path):
     builtin.export(str(tmp_path / "builtin"), verbose=False)
     assert xla_compiled_calls(tmp_path / "builtin") == 0  # the reference
     assert xla_compiled_calls(tmp_path / "ours") == 0
+    report = export.export_saved_model(ours, tmp_path / "ours_xla", xla=True)
+    assert report["xla"] is True and report["passed"]
+    if not tf.config.list_logical_devices("GPU"):  # opted in: XLA kept
+        assert xla_compiled_calls(tmp_path / "ours_xla") > 0
     # Keras' own export traces our layers' inference engine (XLA, on a CPU)
     # unless told, and so does tf.saved_model.save:
     ours.export(str(tmp_path / "plain"), verbose=False)
