@@ -53,9 +53,15 @@ def review_gates(model: keras.Model, ids: np.ndarray) -> dict:
 
 
 def plot_review(
-    model: keras.Model, vocabulary: Sequence[str], length: int, review: str, path: str
+    model: keras.Model,
+    vocabulary: Sequence[str],
+    length: int,
+    review: str,
+    path: str,
+    values: str | Path = "",
 ) -> str:
-    """Writes the heat map of `review` to `path` and returns `path`."""
+    """Writes the heat map of `review` to `path` and returns `path`; with
+    `values`, also the numbers behind it as JSON (`review_values`)."""
     from tasks.sentiment import text
 
     if not text.tokenize(review):
@@ -67,7 +73,28 @@ def plot_review(
     labels = [t if t in known else f"{t} (unk)" for t in tokens]
     probability = float(np.asarray(model.predict(ids, verbose=0)).reshape(-1)[0])
     title = f"{review!r}: P(positive) = {probability:.2f}"
+    if values:
+        from tasks import common
+
+        common.write_json(values, review_values(record, labels, probability, review))
     return keras_lstm.plot_gates(record, path, token_labels=labels, title=title)
+
+
+def review_values(record: dict, labels: list, probability: float, review: str):
+    """Per token, over the units: the mean of each gate and state, the mean
+    magnitude of the candidate values and the mean |ΔC| (the cell state's
+    change at that token); plus every value (`gates`: name -> steps x units)."""
+    steps = {name: np.asarray(values)[0] for name, values in record.items()}
+    change = np.abs(np.diff(steps["c"], axis=0, prepend=0.0))  # C_0 = 0
+    return {
+        "review": review,
+        "tokens": labels,
+        "p_positive": probability,
+        "mean": {name: v.mean(axis=1) for name, v in steps.items()},
+        "mean_abs_c_tilde": np.abs(steps["c_tilde"]).mean(axis=1),
+        "mean_abs_c_change": change.mean(axis=1),
+        "gates": steps,
+    }
 
 
 def main(argv: Sequence[str]) -> None:
@@ -78,12 +105,19 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("review", help="the review text")
     parser.add_argument("--model-dir", default="saved_models/sentiment")
     parser.add_argument("--out", default="gates.png", help="PNG to write")
+    parser.add_argument(
+        "--values",
+        default="",
+        help="also write the numbers behind the plot to this JSON file",
+    )
     args = parser.parse_args(argv)
     from tasks.sentiment.task import load_exported
 
     try:
         model, vocabulary, length = load_exported(args.model_dir)
-        path = plot_review(model, vocabulary, length, args.review, args.out)
+        path = plot_review(
+            model, vocabulary, length, args.review, args.out, args.values
+        )
     except (OSError, ValueError) as error:  # a missing or unwritable path too
         parser.error(str(error))
     print(f"wrote {Path(path).resolve()}")

@@ -188,9 +188,27 @@ def test_sentiment_gates_replay_the_forward_lstm(tmp_path):
     forward = to_numpy(bidirectional.forward_layer(embedding(ids), mask=ids != 0))
     np.testing.assert_allclose(record["h"][:, -1], forward, atol=1e-6)
     path = sentiment_gates.plot_review(
-        model, vocabulary, 8, review, str(tmp_path / "gates.png")
+        model, vocabulary, 8, review, str(tmp_path / "gates.png"), tmp_path / "v.json"
     )
     assert (tmp_path / "gates.png").stat().st_size > 1000 and path.endswith(".png")
+    # The numbers behind the plot, against the built-in LSTM with the same
+    # weights (hidden states per step) and the model's own prediction.
+    values = json.loads((tmp_path / "v.json").read_text())
+    assert values["tokens"] == ["a", "quiet", ", (unk)", "triumph", "."]
+    np.testing.assert_allclose(
+        values["p_positive"], model.predict(ids, verbose=0)[0, 0]
+    )
+    builtin = keras.layers.LSTM(3, return_sequences=True)
+    builtin.build((1, 5, 6))
+    builtin.set_weights(bidirectional.forward_layer.get_weights())
+    states = to_numpy(builtin(embedding(ids[:, :5])))[0]
+    np.testing.assert_allclose(values["mean"]["h"], states.mean(axis=1), atol=1e-6)
+    c = np.asarray(values["gates"]["c"])
+    np.testing.assert_allclose(
+        values["mean_abs_c_change"],
+        np.abs(c - np.vstack([np.zeros(3), c[:-1]])).mean(axis=1),
+        atol=1e-7,
+    )
     with pytest.raises(ValueError, match="has no words to show"):
         sentiment_gates.plot_review(model, vocabulary, 8, " ", str(tmp_path / "x.png"))
 
