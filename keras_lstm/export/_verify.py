@@ -39,16 +39,35 @@ def lengths_for(rows: int, steps: int, rng) -> np.ndarray:
     return np.concatenate([edges, rest])[:rows].astype(np.int32)
 
 
-def _padded(arrays, specs, pads, lengths, starts=None, holes=False):
+def _id_inputs(model, specs) -> list[bool]:
+    """Per spec, whether it holds token ids: an integer input, or a float one
+    that feeds an Embedding directly (a `keras.Input` of the default float32,
+    which the Embedding casts), so that it is drawn as ids, not as normals."""
+    inputs = list(getattr(model, "inputs", None) or [])
+    feeding = set()
+    if len(inputs) == len(specs):
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, keras.layers.Embedding):
+                for node in layer._inbound_nodes:
+                    for tensor in node.input_tensors:
+                        feeding |= {i for i, x in enumerate(inputs) if x is tensor}
+    return [
+        s.dtype.is_integer or (i in feeding and s.dtype.is_floating)
+        for i, s in enumerate(specs)
+    ]
+
+
+def _padded(arrays, specs, pads, lengths, ids, starts=None, holes=False):
     """Pads each sequence input (ids (batch, time) for Embedding(mask_zero),
     features (batch, time, features) for Masking) after its row's length;
-    `starts` left-pads as well, `holes` masks one inner step too."""
+    `ids`: per input, whether it holds ids (`_id_inputs`); `starts` left-pads
+    as well, `holes` masks one inner step too."""
     out = []
-    for array, spec in zip(arrays, specs):
-        if not _padded_input(spec, pads):
+    for array, spec, is_ids in zip(arrays, specs, ids):
+        if not _padded_input(spec, pads, is_ids):
             out.append(array)
             continue
-        kind = "int" if spec.dtype.is_integer else "float"
+        kind = "int" if is_ids else "float"
         array = array.copy()
         for row, length in enumerate(lengths):
             start = 0 if starts is None else starts[row]
@@ -68,11 +87,11 @@ def undrawable(specs):
     )
 
 
-def _padded_input(spec, pads) -> bool:
-    """Whether `_padded` pads this input: integer ids (batch, time) where the
-    model has Embedding(mask_zero), float features (batch, time, features)
-    where it has Masking."""
-    kind = "int" if spec.dtype.is_integer else "float"
+def _padded_input(spec, pads, is_ids: bool) -> bool:
+    """Whether `_padded` pads this input: ids (batch, time) where the model
+    has Embedding(mask_zero), float features (batch, time, features) where it
+    has Masking."""
+    kind = "int" if is_ids else "float"
     return kind in pads and len(spec.shape) >= (2 if kind == "int" else 3)
 
 
@@ -91,7 +110,8 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
     rng = np.random.default_rng(seed)
     vocabulary = _vocabulary(model)
     pads = _mask_values(model)
-    padded = [s for s in specs if _padded_input(s, pads)]
+    ids = _id_inputs(model, specs)
+    padded = [s for s, i in zip(specs, ids) if _padded_input(s, pads, i)]
     # A static time axis wins over `steps`: the padded inputs' first, as their
     # lengths are the ones drawn.
     for spec in padded + list(specs):
@@ -101,10 +121,10 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
 
     def draw():
         arrays = []
-        for spec in specs:
+        for spec, is_ids in zip(specs, ids):
             shape = [rows, *spec.shape[1:]]
             shape = [steps if d is None else d for d in shape]
-            if spec.dtype.is_integer:
+            if is_ids:
                 low = 1 if vocabulary > 1 else 0
                 arrays.append(
                     rng.integers(low, vocabulary, shape).astype(
@@ -123,7 +143,7 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
         cases.append(
             (
                 f"right-padded, lengths {lengths.tolist()}",
-                _padded(draw(), specs, pads, lengths),
+                _padded(draw(), specs, pads, lengths, ids),
             )
         )
         if padding == "any":
@@ -132,7 +152,9 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
             cases.append(
                 (
                     "left padding and holes",
-                    _padded(draw(), specs, pads, lengths, starts=starts, holes=True),
+                    _padded(
+                        draw(), specs, pads, lengths, ids, starts=starts, holes=True
+                    ),
                 )
             )
     return cases

@@ -86,6 +86,31 @@ def test_masked_model_runs_in_litert_equal_to_keras(name, tmp_path):
     assert len(lowered_as_fused) == fused
 
 
+def test_float_ids_are_verified_as_ids_with_padding(tmp_path):
+    """`keras.Input((T,))` is float32 by default; an Embedding casts it. The
+    verification draws such an input as ids (integers from 1, zeros where
+    padded), not as normals, as it does an int32 input."""
+    from keras_lstm.export import _verify
+
+    x = keras.Input((h.STEPS,), name="ids")  # float32
+    y = keras.layers.Embedding(h.VOCAB, 4, mask_zero=True)(x)
+    y = keras_lstm.LSTM(5)(y)
+    model = h.randomize(keras.Model(x, keras.layers.Dense(2)(y)))
+    ids, _ = h.right_padded_ids(4, h.STEPS, seed=5)
+    report, ops = export_and_check(
+        model, tmp_path / "m.tflite", {"ids": ids.astype("float32")}, batch_size=2
+    )
+    assert ops.count(FUSED) == 1
+    assert any(c["case"].startswith("right-padded") for c in report["cases"])
+    specs = export._static_specs(export._input_specs(model, None), 2, None)
+    cases = dict(_verify.random_cases(model, specs, 4, h.STEPS, "right", 0))
+    drawn = cases["random, full length"][0]
+    assert drawn.dtype == np.float32 and (drawn == np.round(drawn)).all()
+    assert 1 <= drawn.min() and drawn.max() < h.VOCAB
+    padded = next(v[0] for k, v in cases.items() if k.startswith("right-padded"))
+    assert (padded[2] == 0).all() and (padded[0] > 0).all()  # lengths T, 1, 0
+
+
 def test_masking_layer_and_static_shape_float_inputs(tmp_path):
     x = keras.Input((h.STEPS, 3), batch_size=1, name="features")
     y = keras.layers.Masking(0.0)(x)
