@@ -39,22 +39,36 @@ def lengths_for(rows: int, steps: int, rng) -> np.ndarray:
     return np.concatenate([edges, rest])[:rows].astype(np.int32)
 
 
-def _id_inputs(model, specs) -> list[bool]:
-    """Per spec, whether it holds token ids: an integer input, or a float one
-    that feeds an Embedding directly (a `keras.Input` of the default float32,
-    which the Embedding casts), so that it is drawn as ids, not as normals."""
+# Integers a float dtype holds exactly, from 0 (float64 and wider: 2**53).
+_EXACT_INTEGERS = {"bfloat16": 2**8, "float16": 2**11, "float32": 2**24}
+
+
+def _id_vocabularies(model, specs) -> list[int | None]:
+    """Per spec, how many ids to draw it from, or None for an input that is
+    not ids: an integer input, or a float one that feeds an Embedding directly
+    (a `keras.Input` of the default float32, which the Embedding casts). The
+    count is the smallest `input_dim` of the Embeddings the input feeds (of all
+    the model's, if none is found), kept exact in a float16/bfloat16 input."""
     inputs = list(getattr(model, "inputs", None) or [])
-    feeding = set()
+    fed: dict[int, list[int]] = {}
     if len(inputs) == len(specs):
         for layer in model._flatten_layers(include_self=False, recursive=True):
             if isinstance(layer, keras.layers.Embedding):
                 for node in layer._inbound_nodes:
                     for tensor in node.input_tensors:
-                        feeding |= {i for i, x in enumerate(inputs) if x is tensor}
-    return [
-        s.dtype.is_integer or (i in feeding and s.dtype.is_floating)
-        for i, s in enumerate(specs)
-    ]
+                        for i, x in enumerate(inputs):
+                            if x is tensor:
+                                fed.setdefault(i, []).append(layer.input_dim)
+    everything = _vocabulary(model)
+    counts = []
+    for i, spec in enumerate(specs):
+        if spec.dtype.is_integer:
+            counts.append(min(fed.get(i, [everything])))
+        elif spec.dtype.is_floating and i in fed:
+            counts.append(min(*fed[i], _EXACT_INTEGERS.get(spec.dtype.name, 2**53)))
+        else:
+            counts.append(None)
+    return counts
 
 
 def _padded(arrays, specs, pads, lengths, ids, starts=None, holes=False):
@@ -73,7 +87,7 @@ def _padded(arrays, specs, pads, lengths, ids, starts=None, holes=False):
             start = 0 if starts is None else starts[row]
             array[row, :start] = pads[kind]
             array[row, start + length :] = pads[kind]
-            if holes and length > 2:
+            if holes and length > 2 and start + 1 < array.shape[1]:
                 array[row, start + 1] = pads[kind]
         out.append(array)
     return out
@@ -90,8 +104,10 @@ def undrawable(specs):
 def _padded_input(spec, pads, is_ids: bool) -> bool:
     """Whether `_padded` pads this input: ids (batch, time) where the model
     has Embedding(mask_zero), float features (batch, time, features) where it
-    has Masking."""
+    has Masking; not a (batch, 1) input."""
     kind = "int" if is_ids else "float"
+    if len(spec.shape) < 2 or spec.shape[1] == 1:  # not a sequence: a category
+        return False
     return kind in pads and len(spec.shape) >= (2 if kind == "int" else 3)
 
 
@@ -108,28 +124,31 @@ def random_cases(model, specs, rows: int, steps: int, padding: str, seed: int):
     if undrawable(specs) is not None:
         return []
     rng = np.random.default_rng(seed)
-    vocabulary = _vocabulary(model)
     pads = _mask_values(model)
-    ids = _id_inputs(model, specs)
+    vocabularies = _id_vocabularies(model, specs)
+    ids = [v is not None for v in vocabularies]
     padded = [s for s, i in zip(specs, ids) if _padded_input(s, pads, i)]
-    # A static time axis wins over `steps`: the padded inputs' first, as their
-    # lengths are the ones drawn.
-    for spec in padded + list(specs):
-        if len(spec.shape) >= 2 and spec.shape[1] is not None:
-            steps = spec.shape[1]
-            break
+    # A static time axis wins over `steps`: the longest of the padded inputs'
+    # (their lengths are the ones drawn), else the first other one longer
+    # than a step (not a (batch, 1) category).
+    times = [s.shape[1] for s in padded]
+    if times and None not in times:
+        steps = max(times)
+    elif not times:
+        for spec in specs:
+            if len(spec.shape) >= 2 and (spec.shape[1] or 0) > 1:
+                steps = spec.shape[1]
+                break
 
     def draw():
         arrays = []
-        for spec, is_ids in zip(specs, ids):
+        for spec, count in zip(specs, vocabularies):
             shape = [rows, *spec.shape[1:]]
             shape = [steps if d is None else d for d in shape]
-            if is_ids:
-                low = 1 if vocabulary > 1 else 0
+            if count is not None:
+                low = 1 if count > 1 else 0
                 arrays.append(
-                    rng.integers(low, vocabulary, shape).astype(
-                        spec.dtype.as_numpy_dtype
-                    )
+                    rng.integers(low, count, shape).astype(spec.dtype.as_numpy_dtype)
                 )
             elif spec.dtype.is_floating:
                 arrays.append(
