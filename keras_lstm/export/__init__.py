@@ -26,6 +26,7 @@ import keyword
 import pathlib
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -409,12 +410,15 @@ def export_saved_model(
             TensorFlow at the IMDB-like shape (benchmarks/NOTES.md, section
             20), but TF Serving runs XLA:CPU only with its experimental
             `--xla_cpu_compilation_enabled`. Default: plain TensorFlow loops,
-            as the built-in layers export.
+            as the built-in layers export. Where the engine does not apply
+            (mixed precision, more than 256 units, a GPU), a warning says the
+            SavedModel has plain loops.
 
     Returns:
         The report (also written to `<path>.json`): `path` (the export's name,
         next to the report), inputs, per-case and overall `max_abs_diff`,
-        `passed` (None with `verify=False`), `xla`, versions.
+        `passed` (None with `verify=False`), `xla_compiled_calls` (0 unless
+        `xla=True` kept some), versions.
 
     Raises:
         ValueError: The model is not built, or an argument is invalid.
@@ -436,6 +440,8 @@ def export_saved_model(
     """
     _check_model(model)
     atol = _check_atol(atol)
+    if not isinstance(xla, bool):
+        raise ValueError(f"`xla` must be True or False. Received: xla={xla!r}")
     path = _files.check_target(path, overwrite, "folder")
     specs = _input_specs(model, input_signature)
     given = _given_cases(verify_inputs, specs)
@@ -443,10 +449,18 @@ def export_saved_model(
         _check_verifiable(specs, given, preprocess)
     _build_preprocess(preprocess, given, specs)
     with _files.staged(path) as tmp:
-        _archive(model, preprocess, specs, tmp, xla=bool(xla))
+        _archive(model, preprocess, specs, tmp, xla=xla)
         report = _meta("saved_model", path, specs, atol, seed)
         report["signatures"] = ["serve", "serving_default"]
-        report["xla"] = bool(xla)
+        report["xla_compiled_calls"] = _xla_compiled_calls(tmp)
+        if xla and not report["xla_compiled_calls"]:
+            warnings.warn(
+                "export_saved_model(xla=True): no layer traced an XLA-compiled "
+                "loop (it needs our LSTM/GRU with use_cudnn='auto', float32, at "
+                "most 256 units, not unrolled, and no GPU visible to "
+                "TensorFlow); the SavedModel has plain loops",
+                stacklevel=2,
+            )
         report["cases"] = []
         if verify:
             serve = tf.saved_model.load(str(tmp)).signatures["serving_default"]
@@ -455,6 +469,17 @@ def export_saved_model(
                     model, preprocess, specs, serve, given, seed
                 )
         return _finish(tmp, path, report, atol, verify)
+
+
+def _xla_compiled_calls(folder: pathlib.Path) -> int:
+    """Calls in a SavedModel's graph that XLA must compile (`_XlaMustCompile`)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((folder / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return sum(bool(n.attr["_XlaMustCompile"].b) for n in nodes)
 
 
 def _verify_saved_model(model, preprocess, specs, serve, given, seed) -> list:

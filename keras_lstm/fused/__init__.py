@@ -65,7 +65,8 @@ def disabled():
         model.export("serving")  # the same graph as keras.layers.LSTM's
     ```
 
-    It applies to this thread (and context) only, and to what is traced or
+    It applies to this thread (and context) only, so not to the replica
+    threads of a `tf.distribute` strategy's `run`, and to what is traced or
     run inside the block: a `tf.function` traced before it (e.g. a model's
     `predict_function`) keeps its engines, and one traced inside keeps the
     reference loop afterwards.

@@ -121,7 +121,10 @@ def select(layer, sequences, mask, training):
             def grad(*dys):
                 with tf.GradientTape() as tape:
                     tape.watch(inputs)
-                    reference = _reference_loop(eager_layer or _alive(layer_ref))
+                    alive = eager_layer
+                    if alive is None:  # a graph's gradient: the weak lookup
+                        alive = _alive(layer_ref)
+                    reference = _reference_loop(alive)
                     replay = reference(sequences, states, mask, weights)
                 dys = [tf.zeros_like(y) if d is None else d for y, d in zip(flat, dys)]
                 return tape.gradient(
