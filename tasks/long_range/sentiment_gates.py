@@ -64,6 +64,8 @@ def plot_review(
     `values`, also the numbers behind it as JSON (`review_values`)."""
     from tasks.sentiment import text
 
+    if values and Path(values).resolve() == Path(path).resolve():
+        raise ValueError(f"--values={str(values)!r} is the PNG's own path")
     if not text.tokenize(review):
         raise ValueError(f"review {review!r} has no words to show")
     ids = text.encode([review], vocabulary, length)
@@ -73,11 +75,12 @@ def plot_review(
     labels = [t if t in known else f"{t} (unk)" for t in tokens]
     probability = float(np.asarray(model.predict(ids, verbose=0)).reshape(-1)[0])
     title = f"{review!r}: P(positive) = {probability:.2f}"
+    path = keras_lstm.plot_gates(record, path, token_labels=labels, title=title)
     if values:
         from tasks import common
 
         common.write_json(values, review_values(record, labels, probability, review))
-    return keras_lstm.plot_gates(record, path, token_labels=labels, title=title)
+    return path
 
 
 def review_values(record: dict, labels: list, probability: float, review: str):
@@ -121,3 +124,5 @@ def main(argv: Sequence[str]) -> None:
     except (OSError, ValueError) as error:  # a missing or unwritable path too
         parser.error(str(error))
     print(f"wrote {Path(path).resolve()}")
+    if args.values:
+        print(f"wrote {Path(args.values).resolve()}")

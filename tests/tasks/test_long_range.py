@@ -209,6 +209,9 @@ def test_sentiment_gates_replay_the_forward_lstm(tmp_path):
         np.abs(c - np.vstack([np.zeros(3), c[:-1]])).mean(axis=1),
         atol=1e-7,
     )
+    with pytest.raises(ValueError, match="is the PNG's own path"):
+        png = str(tmp_path / "same.png")
+        sentiment_gates.plot_review(model, vocabulary, 8, review, png, png)
     with pytest.raises(ValueError, match="has no words to show"):
         sentiment_gates.plot_review(model, vocabulary, 8, " ", str(tmp_path / "x.png"))
 
