@@ -22,6 +22,7 @@ recurrent layers run as builtin ops in a TFLite WHILE loop.
 from __future__ import annotations
 
 import datetime
+import json
 import keyword
 import pathlib
 import re
@@ -584,7 +585,11 @@ def tflite_runner(
         sequences to `max_length` yourself). Inputs are cast as numpy's
         "same_kind" rule allows (int64 ids -> int32, float64 -> float32);
         a missing or unknown name, a wrong shape or dtype, or a value out of
-        range raises `ValueError` naming the input.
+        range raises `ValueError` naming the input. Given a path whose export
+        report (`<path>.json`) lists an input's `embedding_rows` (an input that
+        feeds an Embedding directly), an id outside [-rows, rows) raises too,
+        naming it (negative ids count from the end, as in Keras' `take`);
+        LiteRT itself stops with a bare "gather index out of bounds".
 
     Example:
 
@@ -593,11 +598,31 @@ def tflite_runner(
     run(inputs=ids.astype("int32"))["output_0"]
     ```
     """
+    id_rows = {}
     if not isinstance(tflite, bytes):
+        report = _files.report_path(pathlib.Path(tflite))
+        if report.is_file():
+            id_rows = {
+                entry["name"]: entry["embedding_rows"]
+                for entry in json.loads(report.read_text()).get("inputs", [])
+                if "embedding_rows" in entry
+            }
         tflite = pathlib.Path(tflite).read_bytes()
     interpreter, _ = _interpreter(tflite, num_threads=num_threads)
     runner = interpreter.get_signature_runner("serving_default")
     details = runner.get_input_details()
+
+    def checked(name, value):
+        rows = id_rows.get(name)
+        if rows is not None:
+            outside = (value < -rows) | (value >= rows)
+            if outside.any():
+                where = tuple(int(i) for i in np.argwhere(outside)[0])
+                raise ValueError(
+                    f"The argument {name!r} holds id {value[where]} at {list(where)}; "
+                    f"the model's Embedding has {rows} rows (ids 0 to {rows - 1})."
+                )
+        return value
 
     def run(**inputs) -> dict:
         if set(inputs) != set(details):
@@ -607,12 +632,15 @@ def tflite_runner(
             )
         return runner(
             **{
-                name: _verify.conform(
-                    value,
+                name: checked(
                     name,
-                    details[name]["shape"].tolist(),
-                    details[name]["dtype"],
-                    "The argument",
+                    _verify.conform(
+                        value,
+                        name,
+                        details[name]["shape"].tolist(),
+                        details[name]["dtype"],
+                        "The argument",
+                    ),
                 )
                 for name, value in inputs.items()
             }
@@ -770,6 +798,10 @@ def export_tflite(
     if flex:
         raise ValueError(f"The converted model needs non-builtin ops {flex}.")
     report = _meta("tflite", path, specs, atol, seed)
+    if preprocess is None:  # the model's own inputs: ids for `tflite_runner`
+        for entry, rows in zip(report["inputs"], _verify.embedding_rows(model, specs)):
+            if rows is not None:
+                entry["embedding_rows"] = rows
     report.update(
         size_bytes=len(content),
         ops={op: ops.count(op) for op in sorted(set(ops))},

@@ -49,6 +49,22 @@ def _id_vocabularies(model, specs) -> list[int | None]:
     (a `keras.Input` of the default float32, which the Embedding casts). The
     count is the smallest `input_dim` of the Embeddings the input feeds (of all
     the model's, if none is found), kept exact in a float16/bfloat16 input."""
+    rows = embedding_rows(model, specs)
+    everything = _vocabulary(model)
+    counts = []
+    for spec, n in zip(specs, rows):
+        if spec.dtype.is_integer:
+            counts.append(n or everything)
+        elif spec.dtype.is_floating and n:
+            counts.append(min(n, _EXACT_INTEGERS.get(spec.dtype.name, 2**53)))
+        else:
+            counts.append(None)
+    return counts
+
+
+def embedding_rows(model, specs) -> list[int | None]:
+    """Per spec (the model's own inputs, in order), the rows of the smallest
+    Embedding that input feeds directly, or None."""
     inputs = list(getattr(model, "inputs", None) or [])
     fed: dict[int, list[int]] = {}
     if len(inputs) == len(specs):
@@ -59,16 +75,7 @@ def _id_vocabularies(model, specs) -> list[int | None]:
                         for i, x in enumerate(inputs):
                             if x is tensor:
                                 fed.setdefault(i, []).append(layer.input_dim)
-    everything = _vocabulary(model)
-    counts = []
-    for i, spec in enumerate(specs):
-        if spec.dtype.is_integer:
-            counts.append(min(fed.get(i, [everything])))
-        elif spec.dtype.is_floating and i in fed:
-            counts.append(min(*fed[i], _EXACT_INTEGERS.get(spec.dtype.name, 2**53)))
-        else:
-            counts.append(None)
-    return counts
+    return [min(fed[i]) if i in fed else None for i in range(len(specs))]
 
 
 def _padded(arrays, specs, pads, lengths, ids, starts=None, holes=False):

@@ -252,6 +252,20 @@ def test_tflite_runner_checks_its_inputs(tmp_path):
         run(x=ids)
     got = run(ids=ids.astype("int64"))["output_0"]  # cast, and still usable
     assert h.max_diff([got], h.keras_out(model, ids)) <= h.ATOL
+    # Ids outside the Embedding (known from the export's report) are named;
+    # negative ones count from the end, as Keras' own model reads them.
+    report = json.loads((tmp_path / "m.tflite.json").read_text())
+    assert report["inputs"][0]["embedding_rows"] == h.VOCAB
+    ids[0, 2] = h.VOCAB
+    with pytest.raises(ValueError, match=rf"'ids' holds id {h.VOCAB} at \[0, 2\]"):
+        run(ids=ids)
+    ids[0, 2] = -3
+    got = run(ids=ids)["output_0"]
+    assert h.max_diff([got], h.keras_out(model, ids)) <= h.ATOL
+    from_bytes = export.tflite_runner((tmp_path / "m.tflite").read_bytes())
+    ids[0, 2] = h.VOCAB  # no report to go by: LiteRT's own error
+    with pytest.raises(RuntimeError, match="gather index out of bounds"):
+        from_bytes(ids=ids)
 
 
 @pytest.mark.parametrize("fn", [export.export_saved_model, export.export_tflite])
