@@ -81,7 +81,7 @@ def embedding_rows(model, specs) -> list[int | None]:
 def _padded(arrays, specs, pads, lengths, ids, starts=None, holes=False):
     """Pads each sequence input (ids (batch, time) for Embedding(mask_zero),
     features (batch, time, features) for Masking) after its row's length;
-    `ids`: per input, whether it holds ids (`_id_inputs`); `starts` left-pads
+    `ids`: per input, whether it holds ids (`_id_vocabularies`); `starts` left-pads
     as well, `holes` masks one inner step too."""
     out = []
     for array, spec, is_ids in zip(arrays, specs, ids):
