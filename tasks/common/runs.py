@@ -44,7 +44,7 @@ class RunFolder:
 # What a run writes before its first epoch; a folder holding only these did
 # not start training.
 BEFORE_TRAINING = {"config.json", "vocabulary.json"}
-_last_made: list[Path] = []  # the folder `new_run` made last in this process
+_last_made: Path | None = None  # the folder `new_run` made last in this process
 
 
 def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
@@ -58,6 +58,7 @@ def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
             f"--runs-dir={str(runs_dir)!r}: cannot create {parent} "
             f"({error.strerror or error})"
         ) from None
+    global _last_made
     path, n = parent / stamp, 1
     while True:  # mkdir, not exists(): two runs starting in one second
         try:
@@ -66,14 +67,15 @@ def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
         except FileExistsError:
             n += 1
             path = parent / f"{stamp}-{n}"
-    _last_made[:] = [path]
+    _last_made = path
     return RunFolder(path)
 
 
 def forget_new_run() -> None:
     """Forgets the folder `new_run` made last (`start_run` calls this first), so
     that `discard_unstarted_run` never removes one an earlier call made."""
-    _last_made.clear()
+    global _last_made
+    _last_made = None
 
 
 def discard_unstarted_run() -> Path | None:
@@ -82,7 +84,8 @@ def discard_unstarted_run() -> Path | None:
     task calls this when it stops with an error, e.g. a `--lookback` its data
     cannot serve, so that `--resume latest` finds the run before it, not the
     failed one."""
-    path = _last_made.pop() if _last_made else None
+    global _last_made
+    path, _last_made = _last_made, None
     if path is None or not path.is_dir():
         return None
     if {p.name for p in path.iterdir()} <= BEFORE_TRAINING:
