@@ -11,10 +11,17 @@ outcomes: benchmarks/NOTES.md, sections 13c and 15.
 
     python benchmarks/tf_fused_bptt.py                 # IMDB-like and weather
     python benchmarks/tf_fused_bptt.py 64,200,128,32   # any batch,steps,features,units
+    python benchmarks/tf_fused_bptt.py 64,100,256,1024 --contenders xla graph
+
+Contenders (`--contenders`, default all): `xla` and `graph` train with the
+engine's two loops compiled by XLA or as plain TensorFlow graphs, each on the
+whole batch and on two halves; `plain` is TensorFlow's own gradient of the
+reference loop; `infer` the forward passes.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 
@@ -29,6 +36,7 @@ import keras_lstm  # noqa: E402
 from keras_lstm.fused.tf_bptt import lstm  # noqa: E402
 
 SHAPES = {"imdb": (64, 200, 128, 64), "weather": (256, 120, 14, 32)}
+GROUPS = ("xla", "graph", "plain", "infer")
 
 
 def layer_and_weights(shape, seed=0):
@@ -54,27 +62,30 @@ def check_gradients():
         for i, s in enumerate([(3, 7, 4), (3, 4), (3, 4)])
     ]
     worst = 0.0
-    for fused_path in (True, False):
+    for variant in ("reference", "xla", "graph"):
         with tf.GradientTape() as tape:
             tape.watch([x, h0, c0, *weights])
-            if fused_path:
-                outs = lstm(x, h0, c0, *weights)
-            else:
+            if variant == "reference":
                 outs = layer(x, initial_state=[h0, c0], training=True)
+            else:
+                outs = lstm(x, h0, c0, *weights, xla=variant == "xla")
             loss = sum(tf.reduce_sum(o * p) for o, p in zip(outs, probes))
-        sources = weights if fused_path else layer.trainable_weights
+        sources = layer.trainable_weights if variant == "reference" else weights
         grads = tape.gradient(loss, [x, h0, c0, *sources])
-        if fused_path:
+        if variant == "reference":
             expected = grads
         else:
             worst = max(
-                float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(expected, grads)
+                worst,
+                *(float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(expected, grads)),
             )
-    print(f"max |fused - reference| over all gradients: {worst:.2e}")
+    print(
+        f"max |fused - reference| over all gradients, XLA and plain loops: {worst:.2e}"
+    )
     assert worst < 1e-5, worst
 
 
-def bench(name, shape):
+def bench(name, shape, groups):
     layer, x = layer_and_weights(shape)
     reference = keras_lstm.LSTM(
         shape[3], return_sequences=True, return_state=True, use_cudnn=False
@@ -83,14 +94,17 @@ def bench(name, shape):
     reference.set_weights(layer.get_weights())
     h0 = tf.zeros((shape[0], shape[3]))
 
-    @tf.function
-    def fused_train(x, weights):
-        # Gradients w.r.t. the weights only, as in fit for a first layer.
-        with tf.GradientTape() as tape:
-            tape.watch(weights)
-            outputs, _, _ = lstm(x, h0, h0, *weights)
-            loss = tf.reduce_sum(outputs[:, -1])
-        return tape.gradient(loss, weights)
+    def fused_train(xla):
+        @tf.function
+        def train(x, weights):
+            # Gradients w.r.t. the weights only, as in fit for a first layer.
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                outputs, _, _ = lstm(x, h0, h0, *weights, xla=xla)
+                loss = tf.reduce_sum(outputs[:, -1])
+            return tape.gradient(loss, weights)
+
+        return train
 
     @tf.function
     def layer_train(x):
@@ -101,27 +115,39 @@ def bench(name, shape):
 
     half = shape[0] // 2
 
-    @tf.function
-    def fused_train_halves(x, weights):
-        # The same, with the batch cut in two independent fused calls, which
-        # TensorFlow's executor can run side by side (NOTES 13d).
-        with tf.GradientTape() as tape:
-            tape.watch(weights)
-            loss = 0.0
-            for part in (slice(0, half), slice(half, None)):
-                outputs, _, _ = lstm(x[part], h0[part], h0[part], *weights)
-                loss += tf.reduce_sum(outputs[:, -1])
-        return tape.gradient(loss, weights)
+    def fused_train_halves(xla):
+        @tf.function
+        def train(x, weights):
+            # The same, with the batch cut in two independent fused calls, which
+            # TensorFlow's executor can run side by side (NOTES 13d).
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                loss = 0.0
+                for part in (slice(0, half), slice(half, None)):
+                    outputs, _, _ = lstm(x[part], h0[part], h0[part], *weights, xla=xla)
+                    loss += tf.reduce_sum(outputs[:, -1])
+            return tape.gradient(loss, weights)
+
+        return train
 
     fused_infer = tf.function(lambda x, weights: lstm(x, h0, h0, *weights))
     layer_infer = tf.function(lambda x: layer(x, training=False))
     weights = [tf.convert_to_tensor(w) for w in layer.weights]
+    train = {xla: fused_train(xla) for xla in (True, False)}
+    train_halves = {xla: fused_train_halves(xla) for xla in (True, False)}
     contenders = {
-        "train fused": lambda: fused_train(x, weights),
-        "train fused, two halves": lambda: fused_train_halves(x, weights),
-        "train keras_lstm (plain graph)": lambda: layer_train(x),
-        "infer fused": lambda: fused_infer(x, weights),
-        "infer keras_lstm (XLA reference loop)": lambda: layer_infer(x),
+        ("xla", "train fused"): lambda: train[True](x, weights),
+        ("xla", "train fused, two halves"): lambda: train_halves[True](x, weights),
+        ("graph", "train fused, no XLA"): lambda: train[False](x, weights),
+        ("graph", "train fused, no XLA, two halves"): lambda: train_halves[False](
+            x, weights
+        ),
+        ("plain", "train keras_lstm (plain graph)"): lambda: layer_train(x),
+        ("infer", "infer fused"): lambda: fused_infer(x, weights),
+        ("infer", "infer keras_lstm (XLA reference loop)"): lambda: layer_infer(x),
+    }
+    contenders = {
+        name: fn for (group, name), fn in contenders.items() if group in groups
     }
     times = {k: [] for k in contenders}
     for repeat in range(4):
@@ -136,14 +162,16 @@ def bench(name, shape):
 
 
 def main():
-    import sys
-
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("shapes", nargs="*", help="batch,timesteps,features,units")
+    parser.add_argument("--contenders", nargs="+", choices=GROUPS, default=list(GROUPS))
+    args = parser.parse_args()
     shapes = dict(SHAPES)
-    if sys.argv[1:]:  # extra shapes as batch,timesteps,features,units
-        shapes = {arg: tuple(int(v) for v in arg.split(",")) for arg in sys.argv[1:]}
+    if args.shapes:
+        shapes = {arg: tuple(int(v) for v in arg.split(",")) for arg in args.shapes}
     check_gradients()
     for name, shape in shapes.items():
-        bench(name, shape)
+        bench(name, shape, args.contenders)
 
 
 if __name__ == "__main__":

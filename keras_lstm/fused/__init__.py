@@ -13,7 +13,8 @@ that the results equal the reference and the built-ins within 1e-5.
   compiled with XLA (`tf.function(jit_compile=True)`), masks allowed
   (`tf_xla`); training, LSTM, no mask or dropout, a fixed batch of at most
   4096 batch x units or, from 256 units, any batch of at most 512 rows:
-  hand-written BPTT in two XLA loops (`tf_bptt`).
+  hand-written BPTT in two XLA loops (plain graph loops from 1024 units;
+  `tf_bptt`).
 - jax backend, GPU, LSTM, opt-in with `KERAS_LSTM_PALLAS=1` until measured on a
   GPU: persistent Pallas (Triton) kernels for the forward and backward loops
   (`jax_pallas`).

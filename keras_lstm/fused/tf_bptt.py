@@ -1,5 +1,5 @@
 """tensorflow backend, CPU, training: the LSTM with hand-written backpropagation
-through time, both loops compiled by XLA.
+through time, both loops compiled by XLA (plain graphs from 1024 units).
 
 TensorFlow differentiates a while loop by running a second loop of small ops
 through its executor, and an XLA-compiled loop cannot hand its TensorList of
@@ -19,7 +19,9 @@ the backward pass needs as one plain tensor, and the gradient is written out
 These are the seed article's BPTT equations; the keras.ops cell stays the
 reference (`tests/layers/test_fast_paths.py` checks outputs and every gradient
 against it). As for inference, the batch runs as two halves side by side
-(`tf_xla.call_in_parts`). Measured in benchmarks/NOTES.md, section 15.
+(`tf_xla.call_in_parts`), except from `GRAPH_UNITS` (1024) units, where both
+loops run as plain TensorFlow graphs on the whole batch. Measured in
+benchmarks/NOTES.md, sections 15, 18 and 21.
 
 Engaged for: `keras_lstm.LSTM` in training, on a CPU, float32, tanh/sigmoid, no
 mask, no dropout, not unrolled, and either at least `MIN_UNITS` (256) units and
@@ -61,15 +63,19 @@ def select(layer, sequences, mask, training):
             return layer.reference_loop(sequences, initial_state, mask, training)
         if layer.go_backwards:  # as Keras' loop: outputs stay in reversed order
             sequences = tf.reverse(sequences, [1])
-        outputs, h, c = tf_xla.call_in_parts(
-            lambda s, st, _: lstm(s, st[0], st[1], *weights),
-            sequences,
-            list(initial_state),
-            None,
-            # A fixed batch: no other shape to share a compile with; an unknown
-            # one (large layers) compiles once more for a smaller last batch.
-            bucket=1,
-        )
+        if cell.units >= GRAPH_UNITS:
+            outputs, h, c = lstm(sequences, *initial_state, *weights, xla=False)
+        else:
+            outputs, h, c = tf_xla.call_in_parts(
+                lambda s, st, _: lstm(s, st[0], st[1], *weights),
+                sequences,
+                list(initial_state),
+                None,
+                # A fixed batch: no other shape to share a compile with; an
+                # unknown one (large layers) compiles once more for a smaller
+                # last batch.
+                bucket=1,
+            )
         outputs.set_shape(sequences.shape[:2] + [cell.units])
         last = outputs[:, -1]
         if not layer.return_sequences:
@@ -92,6 +98,12 @@ MAX_CELLS = 4096
 # advantage shrinking as the batch grows (NOTES section 18).
 MIN_UNITS = 256
 MAX_ROWS = 512
+# From this many units on, both loops run as plain TensorFlow graphs on the whole
+# batch: there the per-step matmuls dominate, oneDNN's beat XLA:CPU's, and two
+# halves would each stream the (units x 4·units) recurrent kernel. At 64 x 1024
+# (char-gen) 0.86x the XLA loops on two halves on a Zen 4 EPYC, 0.90-0.98x on a
+# Zen 5; at 256 and 512 units the XLA halves stay fastest (NOTES section 21).
+GRAPH_UNITS = 1024
 
 
 def engages(units: int, rows: int | None) -> bool:
@@ -106,10 +118,12 @@ def engages(units: int, rows: int | None) -> bool:
     return rows is not None and rows * units <= MAX_CELLS
 
 
-def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):
+def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, xla=True):
     """The LSTM over `x` (batch, timesteps, features) from states `h0`, `c0`, in
     Keras' gate order (i, f, c, o): returns the outputs (batch, timesteps,
-    units) and the last `h` and `c`, differentiable w.r.t. all arguments."""
+    units) and the last `h` and `c`, differentiable w.r.t. all arguments.
+    `xla=False` runs the same two loops as plain TensorFlow graphs."""
+    forward, backward = _LOOPS[bool(xla)]
     inputs = [x, h0, c0, kernel, recurrent_kernel]
     if bias is not None:
         inputs.append(bias)
@@ -121,7 +135,7 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):
         with record.stop_recording():
             x_t = tf.transpose(x, [1, 0, 2])  # time-major: one slice per step
             projected = _project(x_t, kernel, bias)
-            hs, h, c, kept = _forward(projected, recurrent_kernel, h0, c0)
+            hs, h, c, kept = forward(projected, recurrent_kernel, h0, c0)
             outputs = tf.transpose(hs, [1, 0, 2])
 
         def grad(d_outputs, d_h, d_c):
@@ -142,7 +156,7 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None):
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
             d_hs = tf.transpose(_zeros_if_none(d_outputs, outputs), [1, 0, 2])
-            d_z, d_h0, d_c0 = _backward(
+            d_z, d_h0, d_c0 = backward(
                 d_hs,
                 _zeros_if_none(d_h, h),
                 _zeros_if_none(d_c, c),
@@ -201,7 +215,6 @@ def _project(x_t, kernel, bias):
     return tf.reshape(projected, [shape[0], shape[1], kernel.shape[-1]])
 
 
-@tf.function(jit_compile=True, autograph=False)
 def _forward(projected, recurrent_kernel, h, c):
     """Returns the outputs (timesteps, batch, units), the last `h` and `c`, and
     each step's `[i, f, C̃, o, C, tanh C]` (timesteps, batch, 6·units), so that
@@ -242,7 +255,6 @@ def _forward(projected, recurrent_kernel, h, c):
     return hs.stack(), h, c, kept.stack()
 
 
-@tf.function(jit_compile=True, autograph=False)
 def _backward(d_hs, d_h, d_c, recurrent_kernel, kept, c0):
     """Reverse loop: the gradient w.r.t. each step's pre-activations `z_t`
     (timesteps, batch, 4·units), and w.r.t. the initial states."""
@@ -282,3 +294,13 @@ def _backward(d_hs, d_h, d_c, recurrent_kernel, kept, c0):
         maximum_iterations=steps,
     )
     return d_zs.stack(), d_h, d_c
+
+
+# Both loops, compiled by XLA (True) or as plain TensorFlow graphs (False).
+_LOOPS = {
+    xla: tuple(
+        tf.function(loop, jit_compile=xla, autograph=False)
+        for loop in (_forward, _backward)
+    )
+    for xla in (True, False)
+}

@@ -505,11 +505,16 @@ def test_tensorflow_bptt_engages_only_where_documented():
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
-@pytest.mark.parametrize("batch", [3, 20], ids=["whole", "halves"])
-def test_tensorflow_bptt_fit_equals_reference(batch, monkeypatch):
+@pytest.mark.parametrize(
+    "batch,loops",
+    [(3, "xla"), (20, "xla"), (20, "graph")],
+    ids=["whole", "halves", "graph-loops"],
+)
+def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
     """`fit` of two stacked LSTMs (the lower one's input gradient is used) on a
     fixed batch size, against the same model on the reference loop: same losses
-    and weights after two epochs of four steps."""
+    and weights after two epochs of four steps. `graph-loops`: with the plain
+    graph loops that large layers (`GRAPH_UNITS`) run, on the whole batch."""
     import tensorflow as tf
 
     from keras_lstm.fused import tf_bptt
@@ -517,11 +522,13 @@ def test_tensorflow_bptt_fit_equals_reference(batch, monkeypatch):
     calls = []
     real_lstm = tf_bptt.lstm
 
-    def counted(*args):
-        calls.append(1)
-        return real_lstm(*args)
+    def counted(x, *args, xla=True):
+        calls.append((x.shape[0], xla))
+        return real_lstm(x, *args, xla=xla)
 
     monkeypatch.setattr(tf_bptt, "lstm", counted)
+    if loops == "graph":
+        monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", 8)
 
     def model(use_cudnn):
         keras.utils.set_random_seed(5)
@@ -547,6 +554,12 @@ def test_tensorflow_bptt_fit_equals_reference(batch, monkeypatch):
         results.append((history.history["loss"], net.get_weights()))
         # Traced once per layer (and per half), for ours only.
         assert bool(calls) == (use_cudnn == "auto")
+        if calls:  # (rows, xla) per traced call
+            xla_calls = {(batch // 2 if batch >= 16 else batch, True)}
+            # With GRAPH_UNITS = 8 the first layer (8 units) runs the graph
+            # loops on the whole batch, the second (4 units) still XLA's.
+            want = xla_calls if loops == "xla" else xla_calls | {(batch, False)}
+            assert set(calls) == want
         calls.clear()
     assert_same_training(results)
 
@@ -563,9 +576,9 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
     rows = []
     real_lstm = tf_bptt.lstm
 
-    def counted(x, *args):
+    def counted(x, *args, **kwargs):
         rows.append(x.shape[0])
-        return real_lstm(x, *args)
+        return real_lstm(x, *args, **kwargs)
 
     monkeypatch.setattr(tf_bptt, "lstm", counted)
     rng = np.random.default_rng(3)
