@@ -43,7 +43,6 @@ import datetime
 import json
 import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import machine  # noqa: E402  (benchmarks/ is on the path)
 import numpy as np  # noqa: E402
 
 import keras_lstm  # noqa: E402
@@ -115,13 +115,7 @@ def backend_version() -> str:
 
 
 def cpu_name() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'CPU'} ({os.cpu_count()} cores)"
+    return f"{machine.cpu_name()}, {os.cpu_count()} cores"
 
 
 class KerasContender:

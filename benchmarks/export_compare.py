@@ -32,7 +32,6 @@ import datetime
 import json
 import os
 import pathlib
-import platform
 import statistics
 import tempfile
 import time
@@ -43,6 +42,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from ai_edge_litert import interpreter as litert  # noqa: E402
+from machine import cpu_name  # noqa: E402  (benchmarks/ is on the path)
 
 import keras_lstm  # noqa: E402
 from keras_lstm import export  # noqa: E402
@@ -116,16 +116,6 @@ def tf_lite_runs(path: pathlib.Path) -> bool:
         return True
     except Exception:  # noqa: BLE001 - reported in the JSON
         return False
-
-
-def cpu_name() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(rnn: str, steps: int, folder: pathlib.Path, args) -> list[dict]:

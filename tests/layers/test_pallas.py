@@ -199,6 +199,7 @@ def test_benchmark_times_the_kernels_only_where_they_run(monkeypatch):
     import pathlib
 
     path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_layers.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as when run as a script
     spec = importlib.util.spec_from_file_location("bench_layers", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
