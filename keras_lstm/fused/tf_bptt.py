@@ -98,7 +98,7 @@ MAX_CELLS = 4096
 # advantage shrinking as the batch grows (NOTES section 18).
 MIN_UNITS = 256
 MAX_ROWS = 512
-# From this many units on, both loops run as plain TensorFlow graphs on the whole
+# From this many units on, both loops run without XLA (plain TensorFlow graphs) on the whole
 # batch: there the per-step matmuls dominate, oneDNN's beat XLA:CPU's, and two
 # halves would each stream the (units x 4·units) recurrent kernel. At 64 x 1024
 # (char-gen) 0.86x the XLA loops on two halves on a Zen 4 EPYC, 0.90-0.98x on a
