@@ -20,7 +20,7 @@ These are the seed article's BPTT equations; the keras.ops cell stays the
 reference (`tests/layers/test_fast_paths.py` checks outputs and every gradient
 against it). As for inference, the batch runs as two halves side by side
 (`tf_xla.call_in_parts`), except from `GRAPH_UNITS` (1024) units, where both
-loops run as plain TensorFlow graphs on the whole batch. Measured in
+loops run without XLA, as plain TensorFlow graphs, on the whole batch. Measured in
 benchmarks/NOTES.md, sections 15, 18 and 21.
 
 Engaged for: `keras_lstm.LSTM` in training, on a CPU, float32, tanh/sigmoid, no
@@ -98,11 +98,12 @@ MAX_CELLS = 4096
 # advantage shrinking as the batch grows (NOTES section 18).
 MIN_UNITS = 256
 MAX_ROWS = 512
-# From this many units on, both loops run without XLA (plain TensorFlow graphs) on the whole
-# batch: there the per-step matmuls dominate, oneDNN's beat XLA:CPU's, and two
-# halves would each stream the (units x 4·units) recurrent kernel. At 64 x 1024
-# (char-gen) 0.86x the XLA loops on two halves on a Zen 4 EPYC, 0.90-0.98x on a
-# Zen 5; at 256 and 512 units the XLA halves stay fastest (NOTES section 21).
+# From this many units on, both loops run without XLA (plain TensorFlow graphs)
+# on the whole batch: there the per-step matmuls dominate, oneDNN's beat
+# XLA:CPU's, and two halves would each stream the (units x 4·units) recurrent
+# kernel. At 64 x 1024 (char-gen) 0.86x the XLA loops on two halves on a Zen 4
+# EPYC, 0.90-0.98x on a Zen 5; at 256 and 512 units the XLA halves stay fastest
+# (NOTES section 21).
 GRAPH_UNITS = 1024
 
 
