@@ -565,22 +565,26 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
+@pytest.mark.parametrize("loops", ["xla", "graph"])
 def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_reference(
-    monkeypatch,
+    loops, monkeypatch
 ):
     """From 256 units the engine trains at a batch size unknown when traced
     (numpy arrays with a smaller last batch, as the text-generation task feeds
-    it): same losses and weights as the reference loop after two epochs."""
+    it): same losses and weights as the reference loop after two epochs.
+    `graph`: with the loops without XLA that layers of `GRAPH_UNITS` run."""
     from keras_lstm.fused import tf_bptt
 
-    rows = []
+    calls = []
     real_lstm = tf_bptt.lstm
 
-    def counted(x, *args, **kwargs):
-        rows.append(x.shape[0])
-        return real_lstm(x, *args, **kwargs)
+    def counted(x, *args, xla=True):
+        calls.append((x.shape[0], xla))
+        return real_lstm(x, *args, xla=xla)
 
     monkeypatch.setattr(tf_bptt, "lstm", counted)
+    if loops == "graph":
+        monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", 256)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((23, STEPS, FEATURES)).astype("float32")
     y = rng.standard_normal((23, 2)).astype("float32")
@@ -602,8 +606,9 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
         lambda net: net.fit(x, y, batch_size=10, epochs=2, shuffle=False, verbose=0),
         seed=7,
     )
-    # Traced for both layers with the batch unknown (two halves each), ours only.
-    assert rows and set(rows) == {None}
+    # Traced for both layers with the batch unknown (two halves each, or the
+    # whole batch without XLA), ours only.
+    assert calls and set(calls) == {(None, loops == "xla")}
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
