@@ -252,7 +252,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         return fmt.format(row[key]) if row.get(key) is not None else "—"
 
     lines = [
-        f"{meta['date']} · {meta['cpu']} ({meta['cores']} cores) · TensorFlow "
+        f"{meta['date']} · {meta['cpu']}, {meta['cores']} cores · TensorFlow "
         f"{meta['tensorflow']} · Keras {meta['keras']} · ai-edge-litert "
         f"{meta['ai_edge_litert']} · {meta['shape']}",
         "",

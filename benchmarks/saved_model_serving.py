@@ -104,7 +104,7 @@ def main() -> None:
         "builtin": "`keras.layers.LSTM`, `model.export`",
     }
     lines = [
-        f"{result['date']} · {result['cpu']} ({result['cores']} cores) · "
+        f"{result['date']} · {result['cpu']}, {result['cores']} cores · "
         f"tensorflow {tf.__version__} · batch {BATCH} x {STEPS} ids, LSTM(64)",
         "",
         "| SavedModel | median ms per batch | vs built-in | max abs diff vs built-in |",

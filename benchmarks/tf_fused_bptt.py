@@ -7,7 +7,7 @@ step (forward + weight gradients, as `fit` needs for a first layer; no
 optimizer) on the whole batch and on two halves side by side, against the plain
 while-loop graph, and a forward pass against the XLA-compiled reference loop
 that inference uses; the order alternates, medians of repeats. History and
-outcomes: benchmarks/NOTES.md, sections 13c and 15.
+outcomes: benchmarks/NOTES.md, sections 13c, 15, 18 and 21.
 
     python benchmarks/tf_fused_bptt.py                 # IMDB-like and weather
     python benchmarks/tf_fused_bptt.py 64,200,128,32   # any batch,steps,features,units

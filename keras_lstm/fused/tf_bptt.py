@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# Private, as in tf_xla: keeps an active GradientTape from recording the compiled
-# loops themselves (only the custom gradient below is recorded).
+# Private, as in tf_xla: keeps an active GradientTape from recording the loops
+# themselves and their intermediates (only the custom gradient below is recorded).
 from tensorflow.python.eager import record
 
 from keras_lstm.fused import default_activations, tf_xla
@@ -72,7 +72,7 @@ def select(layer, sequences, mask, training):
                 list(initial_state),
                 None,
                 # A fixed batch: no other shape to share a compile with; an
-                # unknown one (large layers) compiles once more for a smaller
+                # unknown one (256-1023 units) compiles once more for a smaller
                 # last batch.
                 bucket=1,
             )
@@ -102,8 +102,8 @@ MAX_ROWS = 512
 # on the whole batch: there the per-step matmuls dominate, oneDNN's beat
 # XLA:CPU's, and two halves would each stream the (units x 4·units) recurrent
 # kernel. At 64 x 1024 (char-gen) 0.86x the XLA loops on two halves on a Zen 4
-# EPYC, 0.90-0.98x on a Zen 5; at 256 and 512 units the XLA halves stay fastest
-# (NOTES section 21).
+# EPYC (0.90-0.98x on a Zen 5, from section 18's separate runs); at 256 and 512
+# units the XLA halves stay fastest (NOTES section 21).
 GRAPH_UNITS = 1024
 
 
@@ -142,8 +142,8 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, xla=True):
         def grad(d_outputs, d_h, d_c):
             if record.could_possibly_record():
                 # This gradient is itself being differentiated (a gradient
-                # penalty, forward mode): the compiled backward loop is not
-                # differentiable, so replay the same LSTM in plain ops.
+                # penalty, forward mode): the backward loop is not (an XLA
+                # one cannot be) differentiated, so replay the LSTM in plain ops.
                 with tf.GradientTape() as tape:
                     tape.watch(inputs)
                     replay = _plain_lstm(*inputs)

@@ -513,8 +513,8 @@ def test_tensorflow_bptt_engages_only_where_documented():
 def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
     """`fit` of two stacked LSTMs (the lower one's input gradient is used) on a
     fixed batch size, against the same model on the reference loop: same losses
-    and weights after two epochs of four steps. `graph-loops`: with the plain
-    graph loops that large layers (`GRAPH_UNITS`) run, on the whole batch."""
+    and weights after two epochs of four steps. `graph-loops`: with the loops
+    without XLA that large layers (`GRAPH_UNITS`) run, on the whole batch."""
     import tensorflow as tf
 
     from keras_lstm.fused import tf_bptt
@@ -527,8 +527,23 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
         return real_lstm(x, *args, xla=xla)
 
     monkeypatch.setattr(tf_bptt, "lstm", counted)
-    if loops == "graph":
-        monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", 8)
+    if loops == "graph":  # both layers, the go_backwards one too
+        monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", UNITS)
+    # Which loop functions run: the XLA ones, or the ones without XLA.
+    ran = set()
+
+    def spied(xla, loop):
+        def run(*args):
+            ran.add(xla)
+            return loop(*args)
+
+        return run
+
+    monkeypatch.setattr(
+        tf_bptt,
+        "_LOOPS",
+        {xla: tuple(spied(xla, f) for f in fs) for xla, fs in tf_bptt._LOOPS.items()},
+    )
 
     def model(use_cudnn):
         keras.utils.set_random_seed(5)
@@ -555,13 +570,48 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
         # Traced once per layer (and per half), for ours only.
         assert bool(calls) == (use_cudnn == "auto")
         if calls:  # (rows, xla) per traced call
-            xla_calls = {(batch // 2 if batch >= 16 else batch, True)}
-            # With GRAPH_UNITS = 8 the first layer (8 units) runs the graph
-            # loops on the whole batch, the second (4 units) still XLA's.
-            want = xla_calls if loops == "xla" else xla_calls | {(batch, False)}
+            halves = batch // 2 if batch >= 16 else batch
+            want = {(halves, True)} if loops == "xla" else {(batch, False)}
             assert set(calls) == want
         calls.clear()
     assert_same_training(results)
+    assert ran == {loops == "xla"}
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
+@pytest.mark.parametrize("xla", [True, False], ids=["xla", "graph"])
+def test_tensorflow_bptt_gradients_equal_plain_ops(xla):
+    """`tf_bptt.lstm`'s hand-written gradient, with both loop kinds, against
+    TensorFlow's autodiff of the same LSTM in plain ops (`tf.scan`): all six
+    gradients, with random initial states and a loss on every output."""
+    import tensorflow as tf
+
+    from keras_lstm.fused import tf_bptt
+
+    rng = np.random.default_rng(11)
+    units = 6
+    shapes = [
+        (BATCH, STEPS, FEATURES),  # x
+        (BATCH, units),  # h0
+        (BATCH, units),  # c0
+        (FEATURES, 4 * units),  # kernel
+        (units, 4 * units),  # recurrent kernel
+        (4 * units,),  # bias
+    ]
+    args = [tf.constant(rng.uniform(-0.8, 0.8, s).astype("float32")) for s in shapes]
+    probes = [
+        tf.constant(rng.standard_normal(s).astype("float32"))
+        for s in [(BATCH, STEPS, units), (BATCH, units), (BATCH, units)]
+    ]
+    grads = []
+    for fn in (lambda *a: tf_bptt.lstm(*a, xla=xla), tf_bptt._plain_lstm):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            loss = sum(tf.reduce_sum(o * p) for o, p in zip(fn(*args), probes))
+        grads.append(tape.gradient(loss, args))
+    for got, want in zip(*grads, strict=True):
+        assert float(tf.reduce_max(tf.abs(want))) > 1e-3  # nothing vanished
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
@@ -585,6 +635,14 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
     monkeypatch.setattr(tf_bptt, "lstm", counted)
     if loops == "graph":
         monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", 256)
+    split = []
+    real_split = tf_bptt.tf_xla.call_in_parts
+
+    def counted_split(*args, **kwargs):
+        split.append(1)
+        return real_split(*args, **kwargs)
+
+    monkeypatch.setattr(tf_bptt.tf_xla, "call_in_parts", counted_split)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((23, STEPS, FEATURES)).astype("float32")
     y = rng.standard_normal((23, 2)).astype("float32")
@@ -609,6 +667,7 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
     # Traced for both layers with the batch unknown (two halves each, or the
     # whole batch without XLA), ours only.
     assert calls and set(calls) == {(None, loops == "xla")}
+    assert bool(split) == (loops == "xla")
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
