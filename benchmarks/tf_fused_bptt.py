@@ -94,14 +94,21 @@ def bench(name, shape, groups):
     reference.set_weights(layer.get_weights())
     h0 = tf.zeros((shape[0], shape[3]))
 
-    def fused_train(xla):
+    half = shape[0] // 2
+    whole, halves = [slice(None)], [slice(0, half), slice(half, None)]
+
+    def fused_train(xla, parts):
         @tf.function
         def train(x, weights):
-            # Gradients w.r.t. the weights only, as in fit for a first layer.
+            # Gradients w.r.t. the weights only, as in fit for a first layer;
+            # with two parts, two independent fused calls, which TensorFlow's
+            # executor can run side by side (NOTES 13d).
             with tf.GradientTape() as tape:
                 tape.watch(weights)
-                outputs, _, _ = lstm(x, h0, h0, *weights, xla=xla)
-                loss = tf.reduce_sum(outputs[:, -1])
+                loss = 0.0
+                for part in parts:
+                    outputs, _, _ = lstm(x[part], h0[part], h0[part], *weights, xla=xla)
+                    loss += tf.reduce_sum(outputs[:, -1])
             return tape.gradient(loss, weights)
 
         return train
@@ -113,35 +120,17 @@ def bench(name, shape, groups):
             loss = tf.reduce_sum(outputs[:, -1])
         return tape.gradient(loss, reference.trainable_weights)
 
-    half = shape[0] // 2
-
-    def fused_train_halves(xla):
-        @tf.function
-        def train(x, weights):
-            # The same, with the batch cut in two independent fused calls, which
-            # TensorFlow's executor can run side by side (NOTES 13d).
-            with tf.GradientTape() as tape:
-                tape.watch(weights)
-                loss = 0.0
-                for part in (slice(0, half), slice(half, None)):
-                    outputs, _, _ = lstm(x[part], h0[part], h0[part], *weights, xla=xla)
-                    loss += tf.reduce_sum(outputs[:, -1])
-            return tape.gradient(loss, weights)
-
-        return train
-
     fused_infer = tf.function(lambda x, weights: lstm(x, h0, h0, *weights))
     layer_infer = tf.function(lambda x: layer(x, training=False))
     weights = [tf.convert_to_tensor(w) for w in layer.weights]
-    train = {xla: fused_train(xla) for xla in (True, False)}
-    train_halves = {xla: fused_train_halves(xla) for xla in (True, False)}
-    contenders = {
-        ("xla", "train fused"): lambda: train[True](x, weights),
-        ("xla", "train fused, two halves"): lambda: train_halves[True](x, weights),
-        ("graph", "train fused, no XLA"): lambda: train[False](x, weights),
-        ("graph", "train fused, no XLA, two halves"): lambda: train_halves[False](
-            x, weights
-        ),
+    contenders = {}
+    for group, xla, label in (("xla", True, ""), ("graph", False, ", no XLA")):
+        for parts, suffix in ((whole, ""), (halves, ", two halves")):
+            train = fused_train(xla, parts)
+            contenders[(group, f"train fused{label}{suffix}")] = lambda train=train: (
+                train(x, weights)
+            )
+    contenders |= {
         ("plain", "train keras_lstm (plain graph)"): lambda: layer_train(x),
         ("infer", "infer fused"): lambda: fused_infer(x, weights),
         ("infer", "infer keras_lstm (XLA reference loop)"): lambda: layer_infer(x),
