@@ -106,6 +106,14 @@ MAX_ROWS = 512
 # units the XLA halves stay fastest (NOTES section 21).
 GRAPH_UNITS = 1024
 
+# From this many units on, the weight gradients dW = Σ x_tᵀ·dz_t and
+# dU = Σ h_{t-1}ᵀ·dz_t come from one matmul, (dzᵀ·[x, h_{t-1}])ᵀ: at char-gen
+# (64 x 1024) 0.57x the time of the two separate matmuls with TensorFlow's
+# Eigen kernels (what it runs on CPUs without AVX-512 VNNI: oneDNN is off
+# there), 0.64x with oneDNN's; at 512 units 0.95x / 0.76x; at 64 and 256 units
+# 1.15-1.2x with Eigen's (NOTES section 22).
+ONE_MATMUL_UNITS = 512
+
 
 def engages(units: int, rows: int | None) -> bool:
     """Whether a batch of `rows` (None: unknown when traced) of an LSTM with
@@ -172,13 +180,16 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, xla=True):
             # Unused gradients (dx of a first layer) are pruned from the graph.
             d_x = tf.matmul(d_z2, kernel, transpose_b=True)
             d_x = tf.transpose(tf.reshape(d_x, tf.shape(x_t)), [1, 0, 2])
-            grads = [
-                d_x,
-                d_h0,
-                d_c0,
-                tf.matmul(x2, d_z2, transpose_a=True),
-                tf.matmul(h_prev, d_z2, transpose_a=True),
-            ]
+            if h0.shape[-1] >= ONE_MATMUL_UNITS:
+                # dW and dU in one matmul, transposed: (dzᵀ·[x, h_{t-1}])ᵀ.
+                both = tf.matmul(d_z2, tf.concat([x2, h_prev], 1), transpose_a=True)
+                d_kernel, d_recurrent = tf.split(
+                    tf.transpose(both), [x2.shape[-1], h0.shape[-1]]
+                )
+            else:
+                d_kernel = tf.matmul(x2, d_z2, transpose_a=True)
+                d_recurrent = tf.matmul(h_prev, d_z2, transpose_a=True)
+            grads = [d_x, d_h0, d_c0, d_kernel, d_recurrent]
             if bias is not None:
                 grads.append(tf.reduce_sum(d_z2, 0))
             return grads

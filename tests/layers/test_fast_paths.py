@@ -579,14 +579,19 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
+@pytest.mark.parametrize("one_matmul", [False, True], ids=["two-matmuls", "one-matmul"])
 @pytest.mark.parametrize("xla", [True, False], ids=["xla", "graph"])
-def test_tensorflow_bptt_gradients_equal_plain_ops(xla):
+def test_tensorflow_bptt_gradients_equal_plain_ops(xla, one_matmul, monkeypatch):
     """`tf_bptt.lstm`'s hand-written gradient, with both loop kinds, against
     TensorFlow's autodiff of the same LSTM in plain ops (`tf.scan`): all six
-    gradients, with random initial states and a loss on every output."""
+    gradients, with random initial states and a loss on every output.
+    `one-matmul`: dW and dU from one transposed matmul, as from
+    `ONE_MATMUL_UNITS` units."""
     import tensorflow as tf
 
     from keras_lstm.fused import tf_bptt
+
+    monkeypatch.setattr(tf_bptt, "ONE_MATMUL_UNITS", 1 if one_matmul else 10**6)
 
     rng = np.random.default_rng(11)
     units = 6
