@@ -109,9 +109,9 @@ GRAPH_UNITS = 1024
 # From this many units on, the weight gradients dW = Σ x_tᵀ·dz_t and
 # dU = Σ h_{t-1}ᵀ·dz_t come from one matmul, (dzᵀ·[x, h_{t-1}])ᵀ: at char-gen
 # (64 x 1024) 0.57x the time of the two separate matmuls with TensorFlow's
-# Eigen kernels (what it runs on CPUs without AVX-512 VNNI: oneDNN is off
-# there), 0.64x with oneDNN's; at 512 units 0.95x / 0.76x; at 64 and 256 units
-# 1.15-1.2x with Eigen's (NOTES section 22).
+# Eigen kernels (oneDNN off, as TensorFlow leaves it on an AVX2-only Zen 3),
+# 0.64x with oneDNN's (TF_ENABLE_ONEDNN_OPTS=1 on the same CPU); at 512 units
+# 0.95x / 0.76x; at 64 and 256 units 1.15-1.2x with Eigen's (NOTES section 22).
 ONE_MATMUL_UNITS = 512
 
 
