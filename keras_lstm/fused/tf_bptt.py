@@ -21,7 +21,7 @@ reference (`tests/layers/test_fast_paths.py` checks outputs and every gradient
 against it). As for inference, the batch runs as two halves side by side
 (`tf_xla.call_in_parts`), except from `GRAPH_UNITS` (1024) units, where both
 loops run without XLA, as plain TensorFlow graphs, on the whole batch. Measured in
-benchmarks/NOTES.md, sections 15, 18 and 21.
+benchmarks/NOTES.md, sections 15, 18, 21 and 22.
 
 Engaged for: `keras_lstm.LSTM` in training, on a CPU, float32, tanh/sigmoid, no
 mask, no dropout, not unrolled, and either at least `MIN_UNITS` (256) units and
