@@ -529,6 +529,8 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
     monkeypatch.setattr(tf_bptt, "lstm", counted)
     if loops == "graph":  # both layers, the go_backwards one too
         monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", UNITS)
+        # As for layers that large: dW and dU from one matmul too.
+        monkeypatch.setattr(tf_bptt, "ONE_MATMUL_UNITS", UNITS)
     # Which loop functions run: the XLA ones, or the ones without XLA.
     ran = set()
 
@@ -640,6 +642,8 @@ def test_tensorflow_bptt_fit_of_a_large_layer_with_unknown_batch_equals_referenc
     monkeypatch.setattr(tf_bptt, "lstm", counted)
     if loops == "graph":
         monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", 256)
+        # As for layers that large: dW and dU from one matmul too.
+        monkeypatch.setattr(tf_bptt, "ONE_MATMUL_UNITS", 256)
     split = []
     real_split = tf_bptt.tf_xla.call_in_parts
 
