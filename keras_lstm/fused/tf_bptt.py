@@ -20,8 +20,10 @@ These are the seed article's BPTT equations; the keras.ops cell stays the
 reference (`tests/layers/test_fast_paths.py` checks outputs and every gradient
 against it). As for inference, the batch runs as two halves side by side
 (`tf_xla.call_in_parts`), except from `GRAPH_UNITS` (1024) units, where both
-loops run without XLA, as plain TensorFlow graphs, on the whole batch. Measured in
-benchmarks/NOTES.md, sections 15, 18, 21 and 22.
+loops run without XLA, as plain TensorFlow graphs, on the whole batch; there, up
+to `PER_STEP_ROWS` (64) rows, each forward step computes z_t = [x_t, h_{t-1}]·[W; U]
++ b instead of reading x·W + b. Measured in benchmarks/NOTES.md, sections 15, 18,
+21, 22 and 23.
 
 Engaged for: `keras_lstm.LSTM` in training, on a CPU, float32, tanh/sigmoid, no
 mask, no dropout, not unrolled, and either at least `MIN_UNITS` (256) units and
@@ -114,6 +116,14 @@ GRAPH_UNITS = 1024
 # 0.95x / 0.76x; at 64 and 256 units 1.15-1.2x with Eigen's (NOTES section 22).
 ONE_MATMUL_UNITS = 512
 
+# In the loops without XLA (`GRAPH_UNITS`), up to this many rows: the forward
+# loop multiplies [x_t, h_{t-1}] by [W; U] in each step instead of reading
+# x·W + b, projected for all steps beforehand (in a batch of 64 x 100 steps x
+# 1024 units, a 105 MB tensor written once and read once). At char-gen (64 x
+# 1024, 256 features) 0.76-0.95x the forward time on a Zen 3; level to 1.13x
+# slower from 128 rows on (NOTES section 23).
+PER_STEP_ROWS = 64
+
 
 def engages(units: int, rows: int | None) -> bool:
     """Whether a batch of `rows` (None: unknown when traced) of an LSTM with
@@ -143,8 +153,23 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias=None, xla=True):
         bias = inputs[5] if len(inputs) > 5 else None
         with record.stop_recording():
             x_t = tf.transpose(x, [1, 0, 2])  # time-major: one slice per step
-            projected = _project(x_t, kernel, bias)
-            hs, h, c, kept = forward(projected, recurrent_kernel, h0, c0)
+
+            def projected():
+                inputs = _project(x_t, kernel, bias)
+                return forward(inputs, recurrent_kernel, h0, c0)
+
+            def per_step():
+                weights = tf.concat([kernel, recurrent_kernel], 0)
+                return forward(x_t, weights, h0, c0, bias, per_step=True)
+
+            if xla:
+                hs, h, c, kept = projected()
+            elif x.shape[0] is not None:  # the batch size is in the graph
+                rows = x.shape[0]
+                hs, h, c, kept = per_step() if rows <= PER_STEP_ROWS else projected()
+            else:  # chosen when it runs (this forward pass is not recorded)
+                rows = tf.shape(x)[0]
+                hs, h, c, kept = tf.cond(rows <= PER_STEP_ROWS, per_step, projected)
             outputs = tf.transpose(hs, [1, 0, 2])
 
         def grad(d_outputs, d_h, d_c):
@@ -227,32 +252,31 @@ def _project(x_t, kernel, bias):
     return tf.reshape(projected, [shape[0], shape[1], kernel.shape[-1]])
 
 
-def _forward(projected, recurrent_kernel, h, c):
+def _forward(inputs, weights, h, c, bias=None, per_step=False):
     """Returns the outputs (timesteps, batch, units), the last `h` and `c`, and
     each step's `[i, f, C̃, o, C, tanh C]` (timesteps, batch, 6·units), so that
-    the backward pass needs no sigmoid or tanh."""
-    steps = tf.shape(projected)[0]
+    the backward pass needs no sigmoid or tanh.
+
+    `inputs` is x·W + b for all steps (timesteps, batch, 4·units) and `weights`
+    the recurrent kernel U; or, `per_step`, x itself (timesteps, batch,
+    features), `weights` [W; U] and `bias` b, and each step computes
+    z_t = [x_t, h_{t-1}]·[W; U] + b (`PER_STEP_ROWS`)."""
+    steps = tf.shape(inputs)[0]
     units = h.shape[-1]
 
     def body(t, h, c, current, hs, kept):
         # Each step's slice is read one iteration ahead and carried: a dynamic
         # slice fused into the gate math stops XLA:CPU from vectorizing it
         # (NOTES section 13b).
-        following = projected[tf.minimum(t + 1, steps - 1)]
-        z = current + tf.matmul(h, recurrent_kernel)
-        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
-        i, f, c_tilde, o = (
-            tf.sigmoid(z_i),
-            tf.sigmoid(z_f),
-            tf.tanh(z_c),
-            tf.sigmoid(z_o),
-        )
-        c = f * c + i * c_tilde
-        tanh_c = tf.tanh(c)
-        h = o * tanh_c
-        hs = hs.write(t, h)
-        kept = kept.write(t, tf.concat([i, f, c_tilde, o, c, tanh_c], -1))
-        return t + 1, h, c, following, hs, kept
+        following = inputs[tf.minimum(t + 1, steps - 1)]
+        if per_step:
+            z = tf.matmul(tf.concat([current, h], 1), weights)
+            if bias is not None:
+                z = z + bias
+        else:
+            z = current + tf.matmul(h, weights)
+        h, c, step_kept = gates(z, c)
+        return t + 1, h, c, following, hs.write(t, h), kept.write(t, step_kept)
 
     hs = tf.TensorArray(tf.float32, size=steps, element_shape=h.shape)
     kept = tf.TensorArray(
@@ -261,10 +285,21 @@ def _forward(projected, recurrent_kernel, h, c):
     _, h, c, _, hs, kept = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h, c, projected[0], hs, kept),
+        (tf.constant(0), h, c, inputs[0], hs, kept),
         maximum_iterations=steps,
     )
     return hs.stack(), h, c, kept.stack()
+
+
+def gates(z, c):
+    """One step from the pre-activations `z` (batch, 4·units) and the previous
+    cell state: the new `h` and `C`, and `[i, f, C̃, o, C, tanh C]`."""
+    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+    i, f, c_tilde, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c), tf.sigmoid(z_o)
+    c = f * c + i * c_tilde
+    tanh_c = tf.tanh(c)
+    h = o * tanh_c
+    return h, c, tf.concat([i, f, c_tilde, o, c, tanh_c], -1)
 
 
 def _backward(d_hs, d_h, d_c, recurrent_kernel, kept, c0):

@@ -531,13 +531,14 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
         monkeypatch.setattr(tf_bptt, "GRAPH_UNITS", UNITS)
         # As for layers that large: dW and dU from one matmul too.
         monkeypatch.setattr(tf_bptt, "ONE_MATMUL_UNITS", UNITS)
-    # Which loop functions run: the XLA ones, or the ones without XLA.
+    # Which loop functions run: the XLA ones, or the ones without XLA; and
+    # whether the forward one multiplies [x_t, h]·[W; U] in each step.
     ran = set()
 
     def spied(xla, loop):
-        def run(*args):
-            ran.add(xla)
-            return loop(*args)
+        def run(*args, **kwargs):
+            ran.add((xla, kwargs.get("per_step", False)))
+            return loop(*args, **kwargs)
 
         return run
 
@@ -577,23 +578,34 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
             assert set(calls) == want
         calls.clear()
     assert_same_training(results)
-    assert ran == {loops == "xla"}
+    # Without XLA, a batch of up to PER_STEP_ROWS (20 here) runs the per-step
+    # forward loop; the backward loop is the same for both.
+    graph_loops = {(False, True), (False, False)}
+    assert ran == ({(True, False)} if loops == "xla" else graph_loops)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
 @pytest.mark.parametrize("one_matmul", [False, True], ids=["two-matmuls", "one-matmul"])
-@pytest.mark.parametrize("xla", [True, False], ids=["xla", "graph"])
-def test_tensorflow_bptt_gradients_equal_plain_ops(xla, one_matmul, monkeypatch):
+@pytest.mark.parametrize(
+    "xla,per_step",
+    [(True, False), (False, False), (False, True)],
+    ids=["xla", "graph", "graph-per-step"],
+)
+def test_tensorflow_bptt_gradients_equal_plain_ops(
+    xla, per_step, one_matmul, monkeypatch
+):
     """`tf_bptt.lstm`'s hand-written gradient, with both loop kinds, against
     TensorFlow's autodiff of the same LSTM in plain ops (`tf.scan`): all six
     gradients, with random initial states and a loss on every output.
     `one-matmul`: dW and dU from one transposed matmul, as from
-    `ONE_MATMUL_UNITS` units."""
+    `ONE_MATMUL_UNITS` units. `per-step`: the forward loop without XLA that
+    multiplies [x_t, h]·[W; U] in each step, as up to `PER_STEP_ROWS` rows."""
     import tensorflow as tf
 
     from keras_lstm.fused import tf_bptt
 
     monkeypatch.setattr(tf_bptt, "ONE_MATMUL_UNITS", 1 if one_matmul else 10**6)
+    monkeypatch.setattr(tf_bptt, "PER_STEP_ROWS", BATCH if per_step else BATCH - 1)
 
     rng = np.random.default_rng(11)
     units = 6
@@ -619,6 +631,58 @@ def test_tensorflow_bptt_gradients_equal_plain_ops(xla, one_matmul, monkeypatch)
     for got, want in zip(*grads, strict=True):
         assert float(tf.reduce_max(tf.abs(want))) > 1e-3  # nothing vanished
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
+def test_tensorflow_bptt_chooses_the_forward_loop_when_it_runs(monkeypatch):
+    """Without XLA and with the batch size unknown when traced, the forward
+    loop is chosen when the graph runs: per step ([x_t, h]·[W; U]) up to
+    `PER_STEP_ROWS` rows, projected for all steps above. Either way the outputs
+    and the gradients (no bias here) equal TensorFlow's autodiff of plain ops."""
+    import tensorflow as tf
+
+    from keras_lstm.fused import tf_bptt
+
+    monkeypatch.setattr(tf_bptt, "PER_STEP_ROWS", 4)
+    forward, backward = tf_bptt._LOOPS[False]
+    taken = []
+
+    def counted(*args, per_step=False, **kwargs):
+        # Notes, when the graph runs, the branch of the tf.cond taken.
+        def note():
+            taken.append(per_step)
+            return np.int32(0)
+
+        with tf.control_dependencies([tf.numpy_function(note, [], tf.int32)]):
+            return [tf.identity(t) for t in forward(*args, per_step=per_step, **kwargs)]
+
+    monkeypatch.setitem(tf_bptt._LOOPS, False, (counted, backward))
+    rng = np.random.default_rng(4)
+    weights = [
+        tf.constant(rng.uniform(-0.8, 0.8, s).astype("float32"))
+        for s in [(FEATURES, 4 * UNITS), (UNITS, 4 * UNITS)]
+    ]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, STEPS, FEATURES))])
+    def run(x):
+        states = [tf.zeros([tf.shape(x)[0], UNITS]) + 0.3 for _ in range(2)]
+        results = []
+        for fn in (lambda *a: tf_bptt.lstm(*a, xla=False), tf_bptt._plain_lstm):
+            with tf.GradientTape() as tape:
+                tape.watch([x, *weights])
+                outputs, h, c = fn(x, *states, *weights)
+                loss = tf.reduce_sum(outputs * outputs) + tf.reduce_sum(h * c)
+            results.append([outputs, *tape.gradient(loss, [x, *weights])])
+        return results
+
+    for rows, per_step in [(3, True), (4, True), (5, False)]:
+        x = rng.uniform(-1, 1, (rows, STEPS, FEATURES)).astype("float32")
+        taken.clear()
+        got, want = run(x)
+        assert taken == [per_step]
+        for g, w in zip(got, want, strict=True):
+            assert float(tf.reduce_max(tf.abs(w))) > 1e-3
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
