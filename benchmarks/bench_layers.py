@@ -494,7 +494,12 @@ def markdown(report: dict) -> str:
         f"{report['date']} · backend `{report['backend']}` · {report['device']} · "
         f"Keras {report['keras']} · {report.get('backend_version', '')}"
         + (f" · torch {report['torch']}" if report.get("torch") else "")
-        + f" · input {report.get('input', 'numpy')}",
+        + f" · input {report.get('input', 'numpy')}"
+        + (
+            f" · TF_CPU_ALLOCATOR_USE_BFC={report['tf_cpu_allocator_use_bfc']}"
+            if report.get("tf_cpu_allocator_use_bfc") is not None
+            else ""
+        ),
         "",
         "| layer | shape (batch, steps, features→units) | contender | train ms | "
         "infer ms | infer seq/s | train vs keras | infer vs keras | train vs "
@@ -621,7 +626,11 @@ def main() -> None:
         torch_version += ")"
 
     keras.utils.set_random_seed(0)
-    command = ["KERAS_BACKEND=" + keras.backend.backend(), "python"]
+    command = ["KERAS_BACKEND=" + keras.backend.backend()]
+    allocator = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC")
+    if allocator is not None:  # TensorFlow's CPU allocator (NOTES section 24)
+        command.append(f"TF_CPU_ALLOCATOR_USE_BFC={allocator}")
+    command.append("python")
     command += ["benchmarks/bench_layers.py", *sys.argv[1:]]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime(
@@ -635,6 +644,7 @@ def main() -> None:
         "torch": torch_version,
         "command": " ".join(command),
         "input": feed,
+        "tf_cpu_allocator_use_bfc": allocator,
         "results": [],
     }
     args.out.mkdir(parents=True, exist_ok=True)
