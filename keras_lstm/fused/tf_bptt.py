@@ -120,8 +120,8 @@ ONE_MATMUL_UNITS = 512
 # loop multiplies [x_t, h_{t-1}] by [W; U] in each step instead of reading
 # x·W + b, projected for all steps beforehand (in a batch of 64 x 100 steps x
 # 1024 units, a 105 MB tensor written once and read once). At char-gen (64 x
-# 1024, 256 features) 0.76-0.95x the forward time on a Zen 3; level to 1.13x
-# slower from 128 rows on (NOTES section 23).
+# 1024, 256 features) 0.76-0.95x the forward time and 0.94x the training step
+# on a Zen 3; level to 1.13x slower from 128 rows on (NOTES section 23).
 PER_STEP_ROWS = 64
 
 
