@@ -777,37 +777,3 @@ def test_a_nan_past_epoch_does_not_stop_a_resumed_run_checkpointing(tmp_path):
     resumed = fit_tiny(tmp_path / "killed", resume="latest")
     for got, want in zip(resumed[1], whole[1]):  # best.keras: the last epoch
         np.testing.assert_array_equal(got, want)
-
-
-@needs_tensorflow
-@pytest.mark.parametrize("setting", [None, "false"], ids=["default", "opted-out"])
-def test_tasks_use_tensorflows_pooled_cpu_allocator_unless_told_not_to(setting):
-    """Importing `tasks` turns on TensorFlow's BFC CPU allocator (NOTES section
-    24), which alone reports allocator statistics for the CPU; an explicit
-    TF_CPU_ALLOCATOR_USE_BFC=false keeps the default one. In a fresh process,
-    since TensorFlow reads the variable once."""
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
-    if setting is not None:
-        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
-    code = (
-        "import tasks, tensorflow as tf\n"
-        "tf.matmul(tf.ones([256, 256]), tf.ones([256, 256])).numpy()\n"
-        "try:\n"
-        "    print(tf.config.experimental.get_memory_info('CPU:0')['peak'] > 0)\n"
-        "except ValueError:\n"
-        "    print('no statistics')\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=pathlib.Path(__file__).parents[2],
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    want = "True" if setting is None else "no statistics"
-    assert result.stdout.strip().splitlines()[-1] == want

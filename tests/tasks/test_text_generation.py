@@ -509,3 +509,44 @@ def test_a_resumed_run_counts_its_earlier_sessions_time(
     _, _, resumed = textgen.train(tiny_config(tmp_path, resume="latest", **config))
     assert resumed["epochs_run"] == epochs_run
     assert resumed["stopped_by_time_budget"] == (epochs_run == 1)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's CPU allocator"
+)
+@pytest.mark.parametrize(
+    "module,setting,pooled",
+    [
+        ("tasks.text_generation", None, True),
+        ("tasks.text_generation", "false", False),
+        ("tasks.sentiment", None, False),
+    ],
+    ids=["text-generation", "opted-out", "other-task"],
+)
+def test_text_generation_uses_tensorflows_pooled_cpu_allocator(module, setting, pooled):
+    """Importing the text-generation task turns on TensorFlow's BFC CPU
+    allocator (NOTES section 24), which alone reports CPU allocator statistics;
+    TF_CPU_ALLOCATOR_USE_BFC=false keeps the default, and other tasks leave it
+    alone. In a fresh process, since TensorFlow reads the variable once."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    if setting is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
+    code = (
+        f"import {module}, tensorflow as tf\n"
+        "tf.matmul(tf.ones([256, 256]), tf.ones([256, 256])).numpy()\n"
+        "try:\n"
+        "    print(tf.config.experimental.get_memory_info('CPU:0')['peak'] > 0)\n"
+        "except ValueError:\n"
+        "    print('no statistics')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    want = "True" if pooled else "no statistics"
+    assert result.stdout.strip().splitlines()[-1] == want
