@@ -41,7 +41,9 @@ def select(layer, sequences, mask, training):
     kind = "gru" if hasattr(cell, "reset_after") else "lstm"
 
     def run(sequences, initial_state, mask):
-        weights = [ops.convert_to_tensor(v) for v in cell.weights]
+        variables = [cell.kernel, cell.recurrent_kernel]
+        variables += [cell.bias] if cell.use_bias else []
+        weights = [ops.convert_to_tensor(v) for v in variables]
         if transformed([sequences, *initial_state, *weights]):
             return layer.reference_loop(sequences, initial_state, mask, training)
         if layer.stateful:
@@ -53,9 +55,8 @@ def select(layer, sequences, mask, training):
             sequences = sequences * ops.expand_dims(dp_mask, 1)
         if layer.go_backwards:
             sequences = torch.flip(sequences, dims=[1])
-        if kind == "lstm":
-            return _lstm(cell, sequences, initial_state, layer.return_sequences)
-        return _gru(cell, sequences, initial_state, layer.return_sequences)
+        fused = _lstm if kind == "lstm" else _gru
+        return fused(cell, weights, sequences, initial_state, layer.return_sequences)
 
     return run
 
@@ -81,13 +82,13 @@ def _finish(outputs, states, return_sequences):
     return last, outputs, states
 
 
-def _lstm(cell, sequences, initial_state, return_sequences):
-    kernel = ops.convert_to_tensor(cell.kernel)
-    recurrent_kernel = ops.convert_to_tensor(cell.recurrent_kernel)
+def _lstm(cell, weights, sequences, initial_state, return_sequences):
+    """`weights`: the cell's `kernel`, `recurrent_kernel` (and `bias`) as tensors."""
+    kernel, recurrent_kernel = weights[:2]
     # Keras' gate order i, f, c, o is PyTorch's i, f, g, o: only transpose.
     params = [kernel.T.contiguous(), recurrent_kernel.T.contiguous()]
     if cell.use_bias:
-        bias = ops.convert_to_tensor(cell.bias)
+        bias = weights[2]
         params += [bias, torch.zeros_like(bias)]
     h0, c0 = (ops.convert_to_tensor(s).unsqueeze(0) for s in initial_state)
     outputs, h_n, c_n = torch._VF.lstm(
@@ -110,15 +111,14 @@ def _to_rzn(weight, dim):
     return torch.cat([r, z, h], dim=dim)
 
 
-def _gru(cell, sequences, initial_state, return_sequences):
-    kernel = ops.convert_to_tensor(cell.kernel)
-    recurrent_kernel = ops.convert_to_tensor(cell.recurrent_kernel)
+def _gru(cell, weights, sequences, initial_state, return_sequences):
+    kernel, recurrent_kernel = weights[:2]
     params = [
         _to_rzn(kernel, 1).T.contiguous(),
         _to_rzn(recurrent_kernel, 1).T.contiguous(),
     ]
     if cell.use_bias:
-        bias = ops.convert_to_tensor(cell.bias)  # (2, 3·units): input, recurrent
+        bias = weights[2]  # (2, 3·units): input, recurrent
         params += [_to_rzn(bias[0], 0), _to_rzn(bias[1], 0)]
     h0 = ops.convert_to_tensor(initial_state[0]).unsqueeze(0)
     outputs, h_n = torch._VF.gru(
