@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from keras_lstm.lstm import LSTMCell
+from keras_lstm.recurrent import _autocast_scope
 
 GATES = ("i", "f", "c_tilde", "o", "c", "h")
 
@@ -32,7 +33,8 @@ def record_gates(layer, sequences, mask=None, initial_state=None) -> dict:
             `keras_lstm.LSTMCell`.
         sequences: `(batch, timesteps, features)`: what the layer receives (for
             a model with an Embedding, the embedded tokens).
-        mask: Optional boolean `(batch, timesteps)`, `True` for valid steps.
+        mask: Optional boolean `(batch, timesteps)` (or `(batch, timesteps,
+            1)`), `True` for valid steps.
         initial_state: Optional `[h_0, C_0]`, each `(batch, units)`. Default:
             where the layer would start, its carried states if it is
             `stateful` (and built with this batch size), else zeros.
@@ -61,6 +63,8 @@ def record_gates(layer, sequences, mask=None, initial_state=None) -> dict:
     batch, steps = x.shape[0], x.shape[1]
     if mask is not None:
         mask = np.asarray(ops.convert_to_numpy(mask), dtype=bool)
+        if mask.shape == (batch, steps, 1):
+            mask = mask[..., 0]
         if mask.shape != (batch, steps):
             raise ValueError(
                 f"`mask` must have shape ({batch}, {steps}). "
@@ -81,8 +85,11 @@ def record_gates(layer, sequences, mask=None, initial_state=None) -> dict:
     records = {name: [None] * steps for name in GATES}
     order = range(steps - 1, -1, -1) if layer.go_backwards else range(steps)
     for t in order:
-        projected = cell.project_inputs(x[:, t, :], with_bias=False)
-        values = cell.step_values(projected, [h, c], add_bias=True)
+        # As the layer's call: under a mixed policy the float32 variables are
+        # read as the compute dtype.
+        with _autocast_scope(cell):
+            projected = cell.project_inputs(x[:, t, :], with_bias=False)
+            values = cell.step_values(projected, [h, c], add_bias=True)
         if mask is not None:
             valid = ops.convert_to_tensor(mask[:, t : t + 1])
             values = {

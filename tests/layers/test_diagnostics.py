@@ -117,6 +117,35 @@ def test_bad_input():
         keras_lstm.record_gates(layer, inputs(), mask=np.ones((3, 5), bool))
 
 
+@pytest.mark.parametrize(
+    "policy, atol", [("mixed_float16", 5e-3), ("mixed_bfloat16", 3e-2)]
+)
+def test_mixed_precision_gates_are_the_layers(policy, atol):
+    """Under a mixed policy the layer computes in float16 / bfloat16 from float32
+    variables; record_gates replays it in the same dtype (it once crashed on
+    TensorFlow and silently computed in float32 on jax and torch). Tolerances
+    as in test_mixed_precision.py; a (batch, steps, 1) mask is taken too."""
+    layer = keras_lstm.LSTM(UNITS, return_sequences=True, dtype=policy)
+    layer.build((BATCH, STEPS, FEATURES))
+    randomize(layer)
+    x = inputs()
+    (sequence,) = numpy(layer(x, mask=MASK))
+    gates = keras_lstm.record_gates(layer, x, mask=MASK[..., None])
+    dtype = policy.split("_")[1]
+    for name in keras_lstm.diagnostics.GATES:
+        assert keras.backend.standardize_dtype(gates[name].dtype) == dtype, name
+    np.testing.assert_allclose(
+        gates["h"].astype("float32"), sequence.astype("float32"), atol=atol
+    )
+    float32 = built_lstm()
+    float32.set_weights(layer.get_weights())
+    reference = keras_lstm.record_gates(float32, x, mask=MASK)
+    for name in keras_lstm.diagnostics.GATES:
+        np.testing.assert_allclose(
+            gates[name].astype("float32"), reference[name], atol=atol, err_msg=name
+        )
+
+
 def test_layer_is_unchanged():
     layer = built_lstm()
     before = [w.copy() for w in layer.get_weights()]
