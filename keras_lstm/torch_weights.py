@@ -19,7 +19,8 @@ import numpy as np
 
 
 def _numpy(tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy().astype("float32")
+    # float32 in torch first: numpy has no bfloat16.
+    return tensor.detach().cpu().float().numpy()
 
 
 def _kind(module) -> str:

@@ -104,6 +104,22 @@ def test_subclasses_of_torch_modules_are_accepted():
     assert_all_close(model(x), expected.numpy())
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_modules_of_other_float_dtypes_convert_to_float32(dtype):
+    """Weights become float32 (numpy has no bfloat16, which once raised
+    "unsupported ScalarType"); the result equals torch's float32 copy."""
+    module = torch_module("lstm").to(dtype)
+    weights = keras_lstm.torch_weights(module)
+    for w, p in zip(weights, [module.weight_ih_l0, module.weight_hh_l0]):
+        assert w.dtype == np.float32
+        np.testing.assert_array_equal(w, p.detach().float().numpy().T)
+    model = keras.Sequential(keras_lstm.from_torch(module, return_sequences=True))
+    x = inputs()
+    with torch.no_grad():
+        expected, _ = module.float()(torch.from_numpy(x))
+    assert_all_close(model(x), expected.numpy())
+
+
 def test_rejects_what_keras_cannot_represent():
     with pytest.raises(ValueError, match="proj_size"):
         keras_lstm.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
