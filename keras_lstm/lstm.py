@@ -260,7 +260,8 @@ class LSTM(RecurrentLayer):
         use_cudnn: `"auto"` (default): a fast path computing the same
             result when the configuration allows it (`keras_lstm.fused`:
             PyTorch's fused kernel on torch without a mask, the loop compiled
-            by XLA for inference on a TensorFlow CPU), else the keras.ops cell.
+            by XLA for inference on a TensorFlow CPU, hand-written BPTT for
+            training on a TensorFlow CPU), else the keras.ops cell.
             `False`: always the keras.ops cell, the reference. `True`: the
             backend's fused kernel (cuDNN on GPU) exactly as `keras.layers.LSTM`
             does; raises a `ValueError` when there is none for this

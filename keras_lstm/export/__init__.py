@@ -24,6 +24,8 @@ from __future__ import annotations
 import datetime
 import json
 import keyword
+import math
+import numbers
 import pathlib
 import re
 import tempfile
@@ -99,9 +101,23 @@ def _check_tflite_layers(model) -> None:
 
 
 def _check_atol(atol: float) -> float:
-    if not isinstance(atol, (int, float)) or not atol > 0:
+    """A positive finite number (numpy scalars too), as a float."""
+    if (
+        isinstance(atol, bool)
+        or not isinstance(atol, numbers.Real)
+        or not (atol > 0 and math.isfinite(atol))
+    ):
         raise ValueError(f"atol must be a positive number; received atol={atol!r}.")
     return float(atol)
+
+
+def _positive_int(name: str, value: int | None) -> int | None:
+    """None, or a positive integer (numpy integers too, not bools) as an int."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int; received {value!r}.")
+    return int(value)
 
 
 def _input_specs(model, input_signature) -> list[tf.TensorSpec]:
@@ -159,15 +175,15 @@ def _static_specs(specs, batch_size: int | None, max_length: int | None):
     a `batch_size` that contradicts them is an error, and so is a
     `max_length` where no input has a variable time axis and none has that
     many steps."""
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int; received {batch_size!r}.")
-    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-        raise ValueError(f"max_length must be a positive int; received {max_length!r}.")
+    batch_size = _positive_int("batch_size", batch_size)
+    max_length = _positive_int("max_length", max_length)
     variable_time = any(len(s.shape) >= 2 and s.shape[1] is None for s in specs)
     static_steps = [s.shape[1] for s in specs if len(s.shape) >= 2]
     if max_length and not static_steps:
         raise ValueError(
-            f"max_length={max_length}, but no input has a time axis (rank >= 2)."
+            f"max_length={max_length}, but no input has a time axis (rank >= 2); "
+            "with `preprocess`, the steps are what it returns: give it a fixed "
+            "length (e.g. TextVectorization(output_sequence_length=N))."
         )
     if max_length and not variable_time and max_length not in static_steps:
         first = next(s for s in specs if len(s.shape) >= 2)
@@ -423,7 +439,11 @@ def export_saved_model(
 
     Raises:
         ValueError: The model is not built, or an argument is invalid.
-        FileExistsError: `path` exists and `overwrite` is False.
+        FileExistsError: `path` exists and `overwrite` is False, or is not a
+            SavedModel folder that `overwrite` may replace.
+        NotADirectoryError, IsADirectoryError: A parent of `path` is a file,
+            or the report's path `<path>.json` is a folder.
+        RuntimeError: The Keras backend is not TensorFlow.
         ExportVerificationError: The reloaded SavedModel differs from Keras by
             more than `atol`; nothing was written.
 
@@ -620,7 +640,8 @@ def tflite_runner(
                 where = tuple(int(i) for i in np.argwhere(outside)[0])
                 raise ValueError(
                     f"The argument {name!r} holds id {value[where]} at {list(where)}; "
-                    f"the model's Embedding has {rows} rows (ids 0 to {rows - 1})."
+                    f"the model's Embedding has {rows} rows (ids 0 to {rows - 1}; "
+                    f"-{rows} to -1 count from the end, as in the Keras model)."
                 )
         return value
 
@@ -763,8 +784,13 @@ def export_tflite(
     Raises:
         ValueError: Unbuilt model, a layer without a builtin lowering (e.g.
             `keras.layers.LSTM`, whose while loop needs Flex ops), a variable
-            time axis without `max_length`, or a failed builtin-only conversion.
+            time axis without `max_length`, a layer whose batch or time size is
+            not static when traced (e.g. after a `preprocess` that trims), or a
+            failed builtin-only conversion.
         FileExistsError: `path` exists and `overwrite` is False.
+        NotADirectoryError, IsADirectoryError: A parent of `path` is a file,
+            or `path` (or `<path>.json`) is a folder.
+        RuntimeError: The Keras backend is not TensorFlow.
         ExportVerificationError: LiteRT's outputs differ from Keras' by more
             than `atol`; nothing was written.
 

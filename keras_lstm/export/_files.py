@@ -56,10 +56,11 @@ def check_target(path, overwrite: bool, kind: str) -> pathlib.Path:
                 "saved_model.pb); overwrite=True replaces only a SavedModel. "
                 "Give a new or a SavedModel folder; this one is left untouched."
             )
-    elif kind == "folder" and path.exists():
+    elif kind == "folder" and (path.exists() or path.is_symlink()):
+        what = "a symbolic link" if path.is_symlink() else "a file"
         raise FileExistsError(
-            f"'{path}' is a file; a SavedModel is a folder. Give another path; "
-            "the file is left untouched."
+            f"'{path}' is {what}; a SavedModel is a folder. Give another path; "
+            f"the {what.split()[-1]} is left untouched."
         )
     if report.is_dir():
         raise IsADirectoryError(

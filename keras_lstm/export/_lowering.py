@@ -94,8 +94,6 @@ def fused_refusal(layer, sequences, initial_state, mask, padding: str):
         return "activation is not tanh/sigmoid (the fused op hard-codes them)"
     if layer.return_state:
         return "return_state=True (the fused op does not output the cell state c)"
-    if sequences.shape[0] is None:
-        return "batch size is not static"
     if sequences.dtype != tf.float32:
         return f"compute dtype is {sequences.dtype.name}, not float32"
     if not _static_zeros(initial_state):
@@ -309,6 +307,27 @@ def step_loop(layer, sequences, initial_state, mask):
     return last_output, outputs, states
 
 
+def _check_static(layer, sequences) -> None:
+    """Every lowering (fused op, WHILE loop, unrolled) needs the batch and time
+    sizes when traced; they are unknown when `preprocess` (or a layer before
+    this one) makes them depend on the data."""
+    unknown = [
+        axis
+        for axis, size in (("batch", sequences.shape[0]), ("time", sequences.shape[1]))
+        if size is None
+    ]
+    if unknown:
+        raise ValueError(
+            f"Layer '{layer.path}' receives sequences of shape "
+            f"{tuple(sequences.shape)} while the TFLite model is traced: its "
+            f"{' and '.join(unknown)} size is not static, and TFLite's loops need "
+            "it. `batch_size` and `max_length` fix the exported inputs' axes; with "
+            "`preprocess`, make it return a fixed number of rows and steps (e.g. "
+            "TextVectorization(output_sequence_length=N)), and keep layers before "
+            "this one from changing them."
+        )
+
+
 def our_rnn_layers(model) -> list:
     """Every `keras_lstm.LSTM` / `keras_lstm.GRU` inside `model` (nested too)."""
     return [
@@ -329,20 +348,27 @@ def lowered(
 
     Layers the fused LSTM op cannot express use `fallback`: "while" (one TFLite
     WHILE op) or "unroll" (the steps written out). Yields a dict filled during
-    tracing: layer path -> how it was lowered and why.
+    tracing: layer path -> how it was lowered and why (a shared layer's later
+    calls as "<path> (call 2)", ...).
     """
     fallback_loop, fallback_name = FALLBACKS[fallback]
     plan: dict[str, str] = {}
+    calls: dict[str, int] = {}
     layers = our_rnn_layers(model)
 
     def make(layer):
         def inner_loop(sequences, initial_state, mask, training=False):
+            _check_static(layer, sequences)
             refusal = (
                 "fuse_lstm=False"
                 if not fuse_lstm
                 else fused_refusal(layer, sequences, initial_state, mask, padding)
             )
+            # A layer called more than once (shared) is lowered per call.
+            calls[layer.path] = calls.get(layer.path, 0) + 1
             key = layer.path
+            if calls[layer.path] > 1:
+                key = f"{layer.path} (call {calls[layer.path]})"
             if refusal is None:
                 plan[key] = "fused UNIDIRECTIONAL_SEQUENCE_LSTM"
                 return fused_loop(layer, sequences, initial_state, mask)

@@ -57,6 +57,9 @@ def test_stateful_layer_is_unsupported_for_tflite(tmp_path):
         ({}, "variable time axis.*max_length"),
         ({"max_length": 0}, "max_length must be a positive int"),
         ({"max_length": 4, "batch_size": 0}, "batch_size must be a positive int"),
+        ({"max_length": True}, "max_length must be a positive int; received True"),
+        ({"max_length": 4.0}, "max_length must be a positive int; received 4.0"),
+        ({"max_length": 4, "atol": float("nan")}, "atol must be a positive number"),
         ({"max_length": 4, "padding": "left"}, "padding must be 'right' or 'any'"),
         ({"max_length": 4, "atol": 0}, "atol must be a positive number"),
         ({"max_length": 4, "fallback": "scan"}, "fallback must be 'while' or 'unroll'"),
@@ -66,6 +69,22 @@ def test_bad_tflite_arguments(kwargs, match, tmp_path):
     with pytest.raises(ValueError, match=match):
         export.export_tflite(lstm_model(), tmp_path / "m.tflite", **kwargs)
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_numpy_scalars_are_taken_for_sizes_and_tolerance(tmp_path):
+    """`max_length=lengths.max()` is a numpy integer; it was refused."""
+    lengths = np.array([3, 4])
+    report = export.export_tflite(
+        lstm_model(),
+        tmp_path / "m.tflite",
+        max_length=lengths.max(),
+        batch_size=np.int32(2),
+        atol=np.float32(1e-5),
+    )
+    assert report["passed"]
+    assert report["inputs"][0]["shape"] == [2, 4]
+    atol = json.loads((tmp_path / "m.tflite.json").read_text())["atol"]
+    assert atol == pytest.approx(1e-5, rel=1e-6)
 
 
 def test_existing_exports_need_overwrite_and_stay_untouched(tmp_path):
@@ -257,7 +276,10 @@ def test_tflite_runner_checks_its_inputs(tmp_path):
     report = json.loads((tmp_path / "m.tflite.json").read_text())
     assert report["inputs"][0]["embedding_rows"] == h.VOCAB
     ids[0, 2] = h.VOCAB
-    with pytest.raises(ValueError, match=rf"'ids' holds id {h.VOCAB} at \[0, 2\]"):
+    with pytest.raises(
+        ValueError,
+        match=rf"'ids' holds id {h.VOCAB} at \[0, 2\].*-{h.VOCAB} to -1 count from",
+    ):
         run(ids=ids)
     ids[0, 2] = -3
     got = run(ids=ids)["output_0"]
@@ -314,6 +336,17 @@ def test_paths_that_cannot_be_an_export(path, error, match, tmp_path, monkeypatc
                 lstm_model(), path
             )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_link_to_a_saved_model_is_not_called_a_file(tmp_path):
+    """overwrite=True replaces a SavedModel folder, not a symbolic link to one."""
+    export.export_saved_model(lstm_model(), tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    before = snapshot(tmp_path / "real")
+    with pytest.raises(FileExistsError, match="'.*link' is a symbolic link"):
+        export.export_saved_model(lstm_model(), tmp_path / "link", overwrite=True)
+    assert snapshot(tmp_path / "real") == before
+    assert (tmp_path / "link").is_symlink()
 
 
 def test_a_bool_mask_input_exports_with_verify_inputs(tmp_path):
@@ -395,3 +428,57 @@ def test_an_unbuilt_preprocess_layer_exports_without_verify_inputs(tmp_path):
     got = serve(x=tf.constant(rows))["output_0"].numpy()
     want = keras.ops.convert_to_numpy(model((rows - [1.0, 2.0]) / [2.0, 3.0]))
     assert h.max_diff([got], [want]) <= h.ATOL
+
+
+@pytest.mark.parametrize("fallback", ["while", "unroll"])
+def test_a_preprocess_that_makes_the_time_axis_dynamic_is_named(fallback, tmp_path):
+    """TFLite's loops need the steps when traced; a `preprocess` that trims the
+    padding makes them data-dependent. The error names the layer and the axis
+    (it was 'None values not supported' from inside the loop), and nothing is
+    written."""
+    import tensorflow as tf
+
+    model = h.randomize(
+        keras.Sequential(
+            [
+                keras.Input((None,), dtype="int32"),
+                keras.layers.Embedding(50, 8, mask_zero=True),
+                keras_lstm.GRU(4, name="gru_here"),
+                keras.layers.Dense(1),
+            ]
+        )
+    )
+
+    def trim(ids):
+        steps = tf.reduce_max(tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1))
+        return ids[:, :steps]
+
+    ids = np.array([[3, 4, 0, 0, 0, 0, 0, 0]], "int32")
+    with pytest.raises(ValueError, match=r"gru_here'.*\(1, None, 8\).*time size"):
+        export.export_tflite(
+            model,
+            tmp_path / "m.tflite",
+            max_length=8,
+            preprocess=trim,
+            verify_inputs=[ids],
+            fallback=fallback,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_max_length_without_a_time_axis_points_at_preprocess(tmp_path):
+    """A string signature has no time axis; the steps come from `preprocess`."""
+    import tensorflow as tf
+
+    model = lstm_model()
+    vectorize = keras.layers.TextVectorization(max_tokens=50)
+    vectorize.adapt(["a b c", "b c d"])
+    with pytest.raises(ValueError, match="no input has a time axis.*preprocess"):
+        export.export_tflite(
+            model,
+            tmp_path / "m.tflite",
+            max_length=5,
+            preprocess=vectorize,
+            input_signature=[tf.TensorSpec((None,), tf.string, name="text")],
+        )
+    assert list(tmp_path.iterdir()) == []

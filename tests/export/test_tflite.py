@@ -269,3 +269,23 @@ def test_composite_function_body_equals_the_layer():
     want = h.keras_out(layer, x)
     assert h.max_diff([sequence.numpy(), h_t.numpy(), c_t.numpy()], want) <= h.ATOL
     assert h.max_diff([last.numpy()], [want[1]]) <= h.ATOL
+
+
+def test_a_shared_layer_reports_how_each_call_was_lowered(tmp_path):
+    """One LSTM called on a masked and an unmasked input: with padding="any"
+    the masked call needs the WHILE loop, the other takes the fused op; the
+    report names both calls (the second once overwrote the first)."""
+    shared = keras_lstm.LSTM(3, name="shared")
+    a, b = keras.Input((None, 2), name="a"), keras.Input((None, 2), name="b")
+    y = keras.layers.Add()([shared(keras.layers.Masking()(a)), shared(b)])
+    model = h.randomize(keras.Model([a, b], y))
+    report = export.export_tflite(
+        model, tmp_path / "m.tflite", max_length=5, padding="any"
+    )
+    assert report["passed"]
+    assert report["layers"] == {
+        "shared": "builtin WHILE loop (masked and padding='any' (the fused op "
+        "takes no mask))",
+        "shared (call 2)": "fused UNIDIRECTIONAL_SEQUENCE_LSTM",
+    }
+    assert report["ops"]["WHILE"] == 1 and report["fused_lstm_ops"] == 1
