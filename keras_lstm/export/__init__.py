@@ -364,9 +364,15 @@ def _finish(tmp, path, report, atol, verify):
         detail = "; ".join(
             f"{c['case']}: {c['max_abs_diff']:.3g}" for c in report["cases"]
         )
+        hint = ""
+        if report.get("padding") == "right" and report.get("fused_lstm_ops"):
+            hint = (
+                " The fused LSTM op reads right-padded rows only: for left "
+                "padding or holes in the mask, export with padding='any'."
+            )
         raise ExportVerificationError(
             f"{report['format']} export of '{path}' differs from the Keras model by "
-            f"{worst:.3g} > atol={atol:g} ({detail}). Nothing was written."
+            f"{worst:.3g} > atol={atol:g} ({detail}). Nothing was written.{hint}"
         )
     _files.install(tmp, path)
     _files.write_json(_files.report_path(path), report)

@@ -183,6 +183,12 @@ def test_fused_op_is_wrong_for_holes_so_padding_right_is_documented(tmp_path):
     ids[0, 1] = 0
     diff = h.max_diff(h.litert_outputs(path, {"ids": ids}), h.keras_out(model, ids))
     assert diff > 1e-3
+    # Given such rows to verify on, the export is refused and says what to do.
+    with pytest.raises(export.ExportVerificationError, match="with padding=.any."):
+        export.export_tflite(
+            model, tmp_path / "holes.tflite", max_length=h.STEPS, verify_inputs=[ids]
+        )
+    assert not (tmp_path / "holes.tflite").exists()
 
 
 def test_fuse_lstm_false_unrolls_with_builtins(tmp_path):
