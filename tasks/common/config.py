@@ -23,6 +23,9 @@ class ConfigError(ValueError):
     """An option value that cannot work; the message names the flag."""
 
 
+MAX_SEED = 2**32 - 1  # numpy's limit, so keras.utils.set_random_seed's
+
+
 def option(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
     """A dataclass field that becomes a `--flag` with this help text."""
     return dataclasses.field(
@@ -97,6 +100,14 @@ class TrainConfig:
             _fail("clipnorm", self.clipnorm, "must be >= 0 (0 turns clipping off)")
         if self.cpu_replicas and self.distribute != "mirrored":
             _fail("cpu_replicas", self.cpu_replicas, "needs --distribute mirrored")
+        self.check_seed()
+
+    def check_seed(self, offset: int = 0, why: str = "") -> None:
+        """Raises ConfigError unless --seed and --seed + `offset` (the largest
+        seed the task derives from it; `why` says how) are valid seeds."""
+        if not 0 <= self.seed <= MAX_SEED - offset:
+            limit = f"must be in [0, {MAX_SEED - offset}]"
+            _fail("seed", self.seed, f"{limit} ({why})" if why else limit)
 
     def require_positive(self, *names: str) -> None:
         """Raises ConfigError for the first of these integer options below 1."""

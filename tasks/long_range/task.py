@@ -97,6 +97,16 @@ class LongRangeConfig(TrainConfig):
             raise common.ConfigError(
                 f"--lengths={self.lengths!r}: integers >= 2, e.g. 50,100"
             )
+        if len(set(lengths)) < len(lengths):
+            raise common.ConfigError(
+                f"--lengths={self.lengths!r}: each T once (a T repeats)"
+            )
+        if not self.solved_mse > 0:
+            raise common.ConfigError(
+                f"--solved-mse={self.solved_mse}: must be > 0 (a validation MSE "
+                "below it counts as solved)"
+            )
+        self.check_seed(2, "the test set is drawn with --seed + 2")
         unknown = sorted(set(models) - set(MODELS))
         if not models or unknown:
             raise common.ConfigError(f"--models={self.models!r}: choose from {MODELS}")

@@ -50,7 +50,9 @@ class WeatherConfig(TrainConfig):
     )
     lookback: int = option(72, "hours of history the model reads (>= 24)")
     horizons: str = option("1,6,24", "comma-separated hours ahead to forecast")
-    max_gap: int = option(3, "interpolate gaps up to this many hours; longer: drop")
+    max_gap: int = option(
+        3, "interpolate gaps up to this many hours (0 = none); longer: drop"
+    )
     validation_fraction: float = option(0.15, "share of hours for validation")
     test_fraction: float = option(0.15, "share of hours (the last ones) for test")
     units: int = option(32, "recurrent units")
@@ -91,11 +93,18 @@ class WeatherConfig(TrainConfig):
                 f"--lookback={self.lookback}: must be >= 24 (the seasonal naive "
                 "baseline reads the same hour of the previous day)"
             )
-        for name in ("units", "max_gap", "members"):
+        for name in ("units", "members"):
             value = getattr(self, name)
             if value < 1:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag}={value}: must be positive")
+        if self.max_gap < 0:
+            raise ConfigError(f"--max-gap={self.max_gap}: must be >= 0")
+        last = self.members - 1
+        self.check_seed(
+            member_seed(0, last),
+            f"member {last + 1} trains with --seed + {1000 * last}",
+        )
         v, t = self.validation_fraction, self.test_fraction
         if not (0 < v < 1 and 0 < t < 1 and v + t < 0.9):
             raise ConfigError(
@@ -156,7 +165,8 @@ def load_data(config: WeatherConfig) -> Prepared:
     if empty:
         raise ConfigError(
             f"no complete window in the {', '.join(empty)} split(s): lower "
-            "--lookback, the horizons or --max-gap, or give the split more hours"
+            "--lookback or the horizons, raise --max-gap (more gaps filled), or "
+            "give the split more hours"
         )
     train = x[slice(*bounds["train"])]
     mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0)

@@ -51,6 +51,8 @@ def test_flags_come_from_the_dataclass(capsys):
         (["--clipnorm", "x"], "--clipnorm: invalid float value: 'x'"),
         (["--cpu-replicas", "2"], "--cpu-replicas=2: needs --distribute mirrored"),
         (["--batch-size", "x"], "invalid int value: 'x'"),
+        (["--seed", "-5"], "--seed=-5: must be in [0, 4294967295]"),
+        (["--seed", "4294967296"], "--seed=4294967296: must be in [0, 4294967295]"),
     ],
 )
 def test_bad_flags_exit_with_a_message_not_a_traceback(argv, message, capsys):
@@ -58,6 +60,17 @@ def test_bad_flags_exit_with_a_message_not_a_traceback(argv, message, capsys):
         common.parse(Small, argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_seed_limit_is_the_one_keras_seeding_has():
+    """--seed's range is checked up front because seeding refuses the rest
+    with a NumPy traceback, after the run folder exists."""
+    limit = common.config.MAX_SEED
+    keras.utils.set_random_seed(limit)
+    for bad in (limit + 1, -1):
+        with pytest.raises(ValueError):
+            keras.utils.set_random_seed(bad)
+    assert common.parse(Small, ["--seed", str(limit)]).seed == limit
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

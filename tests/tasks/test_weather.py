@@ -255,6 +255,12 @@ def test_linear_baseline_matches_least_squares():
         ({"horizons": "1,six"}, "--horizons='1,six'"),
         ({"lookback": 12}, "--lookback=12"),
         ({"members": 0}, "--members=0: must be positive"),
+        ({"max_gap": -1}, "--max-gap=-1: must be >= 0"),
+        (
+            {"members": 3, "seed": 2**32 - 1500},
+            "--seed=4294965796: must be in [0, 4294965295] (member 3 trains with "
+            "--seed + 2000)",
+        ),
         ({"test_fraction": 0.9}, "--test-fraction=0.9"),
         ({"recurrent_dropout": 1.0}, "--recurrent-dropout=1.0: must be in [0, 1)"),
         ({"dropout": -0.1}, "--dropout=-0.1: must be in [0, 1)"),
@@ -268,6 +274,23 @@ def test_linear_baseline_matches_least_squares():
 def test_bad_options_name_the_flag(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         tiny_config(tmp_path, **overrides).validate()
+
+
+def test_a_split_without_a_complete_window_says_how_to_get_one(tmp_path):
+    """Gaps longer than --max-gap drop the windows that touch them: with no
+    interpolation and a long lookback, the short test split keeps none, and
+    the message says to raise --max-gap (it once said lower)."""
+    config = tiny_config(tmp_path, max_gap=0, lookback=24 * 30, test_fraction=0.05)
+    with pytest.raises(
+        ConfigError, match=r"no complete window in the .*test.* raise --max-gap"
+    ):
+        weather.load_data(config)
+    assert (
+        weather.load_data(tiny_config(tmp_path, max_gap=0)).report[
+            "values_interpolated_gaps_up_to_0h"
+        ]
+        == 0
+    )
 
 
 # Training, export, predict ---------------------------------------------------------
@@ -360,6 +383,23 @@ def test_resuming_a_finished_ensemble_reuses_its_members(trained):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF export")
+def test_builtin_cell_ensemble_exports_through_keras_lstm_twins(tmp_path):
+    """--cell keras: the .tflite comes from a copy with our layers (the
+    built-ins' loop needs Flex ops) and equals the trained built-in model."""
+    from keras_lstm import export as lite
+
+    config = tiny_config(tmp_path, members=1, cell="keras")
+    stats = {"lookback": config.lookback, "inputs": [f"x{i}" for i in range(5)]}
+    model = weather.ensemble([weather.build_model(config, 5, 3, "member_1")])
+    report = weather.export(model, stats, str(tmp_path / "export"))
+    assert report["exported_keras_lstm_twins_of"] == ["lstm"]
+    assert report["keras_lstm_twins_max_abs_diff"] <= 1e-5
+    windows = np.random.default_rng(5).normal(size=(1, 24, 5)).astype("float32")
+    expected = model.predict(windows, verbose=0)
+    run = lite.tflite_runner(tmp_path / "export" / "model.tflite")
+    np.testing.assert_allclose(run(window=windows)["output_0"], expected, atol=1e-5)
+
+
 def test_mixed_precision_ensemble_exports_a_float32_copy(tmp_path):
     """--mixed-precision: model.keras stays the trained (mixed) ensemble; the
     SavedModel and .tflite come from a float32 copy, which computes what a
