@@ -93,6 +93,11 @@ def load_data(config: SentimentConfig) -> Prepared:
     splits = data.load(config.dataset, config.seed)
     train_texts = splits["train"][0]
     vocabulary = text.build_vocabulary(train_texts, config.max_tokens, config.min_count)
+    if len(vocabulary) <= 2:  # padding and [UNK] only: every review reads alike
+        raise common.ConfigError(
+            f"--min-count={config.min_count}: keeps no word of the "
+            f"{len(train_texts)} training reviews (lower --min-count)"
+        )
     length = text.length_cap(train_texts, config.length_percentile)
     return Prepared(
         vocabulary=vocabulary,
@@ -276,7 +281,7 @@ def predict_main(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
     try:
         probabilities = predict(args.texts, args.model_dir)
-    except FileNotFoundError as error:
+    except (ValueError, OSError) as error:  # missing, unreadable, another task's
         parser.error(str(error))
     for review, p in zip(args.texts, probabilities):
         label = "positive" if p >= 0.5 else "negative"

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_lstm
 from tasks.common.bundled import DATA_DIR
 from tasks.sentiment import data, text
 from tasks.sentiment import task as sentiment
@@ -211,6 +212,32 @@ def test_mixed_precision_model_exports_a_float32_copy(tmp_path):
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_builtin_cell_model_exports_through_keras_lstm_twins(rnn, tmp_path):
+    """--cell keras: model.keras keeps the built-in layers; the SavedModel and
+    .tflite (which the built-ins' loop cannot give without Flex ops) come from
+    a copy with our layers, and equal the trained built-in model."""
+    from keras_lstm import export as lite
+
+    config = tiny_config(tmp_path, cell="keras", rnn=rnn)
+    vocabulary = ["", "[UNK]", "good", "bad", "film", "very", "dull", "!"]
+    model = sentiment.build_model(config, len(vocabulary), 12)
+    report = sentiment.export(model, vocabulary, 12, str(tmp_path / "export"))
+    assert report["exported_keras_lstm_twins_of"] == [
+        f"bidirectional/{side}_{rnn}" for side in ("backward", "forward")
+    ]
+    assert report["keras_lstm_twins_max_abs_diff"] <= 1e-5
+    saved = keras.saving.load_model(tmp_path / "export" / "model.keras")
+    (wrapper,) = [x for x in saved.layers if isinstance(x, keras.layers.Bidirectional)]
+    assert type(wrapper.forward_layer).__module__.startswith("keras.src.layers.rnn")
+    texts = ["very good film !", "dull , dull , bad", ""]
+    ids = text.encode(texts, vocabulary, 12)
+    expected = model.predict(ids, verbose=0).reshape(-1)
+    run = lite.tflite_runner(tmp_path / "export" / "model.tflite")
+    got = np.concatenate([run(token_ids=ids[i : i + 1])["output_0"] for i in range(3)])
+    np.testing.assert_allclose(got.reshape(-1), expected, atol=1e-5)
+
+
 class Killed(Exception):
     pass
 
@@ -350,6 +377,32 @@ def test_bad_input_gets_a_clear_message(args, message, capsys):
         sentiment.main(args)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_min_count_that_keeps_no_word_stops_before_training(tmp_path, capsys):
+    """Only padding and [UNK] left: refused with the flag named (the run went
+    on to train and then failed in the export's lookup table), and the run
+    folder is not left for --resume latest to pick."""
+    argv = ["--min-count", "1000000", "--runs-dir", str(tmp_path / "runs")]
+    with pytest.raises(SystemExit) as exit_info:
+        sentiment.main(argv + ["--export-dir", str(tmp_path / "export")])
+    assert "--min-count=1000000: keeps no word" in str(exit_info.value.code)
+    assert not list((tmp_path / "runs").rglob("config.json"))
+    assert not (tmp_path / "export").exists()
+
+
+def test_predict_on_another_tasks_export_is_one_line(tmp_path, capsys):
+    """A folder with a model.keras that takes something other than token ids
+    (here weather-like float windows) is named, not a traceback."""
+    x = keras.Input((None, 3))
+    keras.Model(x, keras.layers.Dense(1)(keras_lstm.LSTM(2)(x))).save(
+        tmp_path / "model.keras"
+    )
+    (tmp_path / "vocabulary.json").write_text('["", "[UNK]", "good"]')
+    with pytest.raises(SystemExit) as exit_info:
+        sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "is not a sentiment export" in capsys.readouterr().err
 
 
 def test_bad_input_from_the_command_line_prints_no_traceback():
