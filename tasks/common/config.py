@@ -147,10 +147,14 @@ class _HelpFormatter(
     commands one per line) kept as written."""
 
 
-def build_parser(config_class: type, description: str = "") -> argparse.ArgumentParser:
-    """An argparse parser with one `--flag` per field of `config_class`."""
+def build_parser(
+    config_class: type, description: str = "", command: str = ""
+) -> argparse.ArgumentParser:
+    """An argparse parser with one `--flag` per field of `config_class`;
+    `command` names a subcommand (`generate`) in its usage and errors."""
+    program = _program()
     parser = argparse.ArgumentParser(
-        prog=_program(),
+        prog=f"{program} {command}" if program and command else program,
         description=description,
         formatter_class=_HelpFormatter,
     )
@@ -223,13 +227,15 @@ def parse(
     config_class: type[Config],
     argv: Sequence[str] | None = None,
     description: str = "",
+    command: str = "",
 ) -> Config:
     """Parses `argv` into a validated `config_class`; bad values exit(2) cleanly.
 
     The result's `given_options` names the options typed on the command line
-    (what `--resume` compares with a run's saved options).
+    (what `--resume` compares with a run's saved options). `command`: the
+    subcommand being parsed, for the usage line.
     """
-    parser = build_parser(config_class, description)
+    parser = build_parser(config_class, description, command)
     namespace = parser.parse_args(argv)
     try:
         config = from_namespace(config_class, namespace)

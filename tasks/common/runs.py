@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -94,10 +95,22 @@ def discard_unstarted_run() -> Path | None:
     return None
 
 
+def _run_order(path: Path) -> tuple[str, int]:
+    """`new_run`'s names in the order they were made: by time stamp, then
+    suffix as a number (`...-10` after `...-2`)."""
+    match = re.fullmatch(r"(\d{8}-\d{6})(?:-(\d+))?", path.name)
+    if match is None:  # a folder named by hand
+        return path.name, 0
+    return match[1], int(match[2] or 1)
+
+
 def find_run(runs_dir: str | os.PathLike, task: str, resume: str) -> RunFolder:
     """The folder named by `--resume`: a path, or 'latest' for the newest run."""
     if resume == "latest":
-        candidates = sorted(p for p in (Path(runs_dir) / task).glob("*") if p.is_dir())
+        candidates = sorted(
+            (p for p in (Path(runs_dir) / task).glob("*") if p.is_dir()),
+            key=_run_order,
+        )
         if not candidates:
             raise ConfigError(
                 f"--resume=latest: no run of {task!r} under {Path(runs_dir) / task}"

@@ -350,7 +350,9 @@ def generate_main(argv: Sequence[str]) -> None:
 
     from tasks.text_generation import export as exporter
 
-    config = common.parse(GenerateConfig, argv, description="Sample text.")
+    config = common.parse(
+        GenerateConfig, argv, description="Sample text.", command="generate"
+    )
     try:
         text = exporter.generate(**dataclasses.asdict(config))
     except (ValueError, FileNotFoundError) as error:

@@ -147,6 +147,18 @@ def test_run_folders_and_resume_lookup(tmp_path):
         runs.find_run(tmp_path, "other", "latest")
 
 
+def test_latest_run_is_the_last_made_also_past_ten_in_one_second(tmp_path, monkeypatch):
+    """new_run suffixes -2, -3, ... within one second; 'latest' is the last one
+    made (sorted as text, -10 came before -2)."""
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261206-120000")
+    made = [runs.new_run(tmp_path, "demo").path for _ in range(11)]
+    assert made[-1].name == "20261206-120000-11"
+    assert runs.find_run(tmp_path, "demo", "latest").path == made[-1]
+    later = tmp_path / "demo" / "20261206-120001"
+    later.mkdir()
+    assert runs.find_run(tmp_path, "demo", "latest").path == later
+
+
 def test_each_epoch_order_is_a_seeded_permutation():
     x, y = np.arange(10)[:, None], np.arange(10)
     batches = ArrayBatches(x, y, batch_size=4, shuffle=True, seed=7)

@@ -398,6 +398,19 @@ def test_bad_input_gets_one_clear_line(args, message, capsys):
     assert "Traceback" not in err
 
 
+def test_generate_usage_names_the_subcommand(monkeypatch, capsys):
+    """Run as `python -m tasks.text_generation generate`, its usage and errors
+    say `generate` too (they named only the task)."""
+    from tasks.common import config
+
+    monkeypatch.setattr(config, "_program", lambda: "python -m tasks.text_generation")
+    with pytest.raises(SystemExit):
+        textgen.generate_main(["--length", "x"])
+    err = capsys.readouterr().err
+    assert "usage: python -m tasks.text_generation generate [-h]" in err
+    assert "python -m tasks.text_generation generate: error: argument --length" in err
+
+
 def test_generate_names_another_tasks_export(tmp_path):
     (tmp_path / "model.keras").write_text("not read")
     (tmp_path / "vocabulary.json").write_text(json.dumps(["", "[UNK]", "movie"]))
