@@ -3,7 +3,7 @@
     python benchmarks/sentiment_compare.py [--seeds 1234 1 2] [extra task flags]
 
 Trains `python -m tasks.sentiment` once per (layer, seed), each in its own
-process, and writes benchmarks/results/sentiment-<backend>.json and .md with
+process, and writes benchmarks/results/sentiment-<backend>-<device>.json and .md with
 test accuracy, training wall time (the `fit` call, from metrics.json) and time
 to accuracy: the training seconds (epochs summed, validation included, from the
 `epoch_seconds` column of history.csv) until validation accuracy first reaches

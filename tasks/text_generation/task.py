@@ -2,8 +2,7 @@
 
     python -m tasks.text_generation                           # bundled works
     python -m tasks.text_generation --dataset tiny_shakespeare   # tfds
-    python -m tasks.text_generation generate --prompt "ROMEO:" --length 500 \
-        --temperature 0.8 --seed 1
+    python -m tasks.text_generation generate --prompt "ROMEO:" --seed 1
 
 The model reads random windows of the training works and learns to predict
 each next character: Embedding -> LSTM x layers -> Dense(logits). The
