@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -66,4 +65,10 @@ def main(shape: str = "64,100,256,1024") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("shape", nargs="?", default="64,100,256,1024")
+    main(parser.parse_args().shape)

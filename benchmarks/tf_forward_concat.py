@@ -17,7 +17,6 @@ prints each round's pair and the median of the per-round ratios.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -108,5 +107,12 @@ def compare_training(x, weights, h0, rounds=14):
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--train"]
-    main(args[0] if args else "64,100,256,1024", train="--train" in sys.argv)
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("shape", nargs="?", default="64,100,256,1024")
+    parser.add_argument("--train", action="store_true")
+    args = parser.parse_args()
+    main(args.shape, train=args.train)
