@@ -14,6 +14,7 @@ from keras_lstm.diagnostics import (
 from keras_lstm.gru import GRU, GRUCell
 from keras_lstm.lstm import LSTM, LSTMCell
 from keras_lstm.torch_weights import from_torch, torch_weights
+from keras_lstm.twins import replace_builtins
 
 __version__ = "0.1.0"
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "plot_gates",
     "plot_gradient_norms",
     "record_gates",
+    "replace_builtins",
     "torch_weights",
 ]

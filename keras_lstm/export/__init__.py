@@ -91,7 +91,8 @@ def _check_tflite_layers(model) -> None:
             bad.append(
                 f"'{layer.name}' ({type(layer).__module__}.{type(layer).__name__}: "
                 "its while loop needs Flex ops; use keras_lstm.LSTM / keras_lstm.GRU, "
-                "same weights via set_weights)"
+                "same weights via set_weights, or export "
+                "keras_lstm.replace_builtins(model))"
             )
     if bad:
         raise ValueError(

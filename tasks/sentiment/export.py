@@ -14,7 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tasks.common import atomic_dir, twins
+from keras_lstm import twins
+from tasks.common import atomic_dir
 from tasks.common.float32 import float32_copy
 from tasks.sentiment import text
 
@@ -66,7 +67,7 @@ def _write_into(folder: Path, model, vocabulary, length) -> dict:
             report["exported_float32_copy_of"] = model.dtype_policy.name
             expected = np.asarray(served.predict(ids, verbose=0)).reshape(-1)
         # --cell keras: the built-ins' loop needs Flex ops in TFLite.
-        twin = twins.with_our_layers(served)
+        twin = twins.replace_builtins(served)
         if twin is not served:
             report["exported_keras_lstm_twins_of"] = twins.builtin_rnns(served)
             got = np.asarray(twin.predict(ids, verbose=0)).reshape(-1)

@@ -16,8 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_lstm import twins
 from tasks import common
-from tasks.common import twins
 from tasks.common.float32 import float32_copy
 
 
@@ -44,7 +44,7 @@ def write(model: keras.Model, stats: dict, out_dir: Path) -> dict:
             if served is not model:
                 report["exported_float32_copy_of"] = model.dtype_policy.name
             # --cell keras: the built-ins' loop needs Flex ops in TFLite.
-            twin = twins.with_our_layers(served)
+            twin = twins.replace_builtins(served)
             if twin is not served:
                 report["exported_keras_lstm_twins_of"] = twins.builtin_rnns(served)
                 want = served.predict(probe, verbose=0)

@@ -44,6 +44,25 @@ def test_builtin_keras_rnn_is_unsupported_for_tflite(layer, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("kind", [keras.layers.LSTM, keras.layers.GRU])
+def test_builtin_rnn_models_export_after_replace_builtins(kind, tmp_path):
+    """What the refusal suggests: the same model with our layers, whose
+    .tflite (builtin ops only) computes what the built-in Keras model does."""
+    model = h.text_model(lambda x: keras.layers.Bidirectional(kind(4))(x))
+    with pytest.raises(ValueError, match=r"replace_builtins\(model\)"):
+        export.export_tflite(model, tmp_path / "m.tflite", max_length=h.STEPS)
+    ours = keras_lstm.replace_builtins(model)
+    report = export.export_tflite(ours, tmp_path / "m.tflite", max_length=h.STEPS)
+    assert report["passed"] and not any(op.startswith("Flex") for op in report["ops"])
+    ids, _ = h.right_padded_ids(3, h.STEPS, seed=7)
+    got = [
+        h.litert_outputs(tmp_path / "m.tflite", {"ids": ids[i : i + 1]})[0]
+        for i in range(3)
+    ]
+    want = h.keras_out(model, ids)
+    assert h.max_diff([np.concatenate(got)], want) <= h.ATOL
+
+
 def test_stateful_layer_is_unsupported_for_tflite(tmp_path):
     x = keras.Input((3, 2), batch_size=1)
     model = keras.Model(x, keras_lstm.LSTM(4, stateful=True)(x))
