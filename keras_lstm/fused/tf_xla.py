@@ -42,6 +42,8 @@ import tensorflow as tf
 # compiled call (its forward-with-intermediates variant is what XLA rejects); the
 # custom gradient below is recorded instead. Checked by tests/layers/test_fast_paths.
 from tensorflow.python.eager import forwardprop_util, record
+from tensorflow.python.framework.func_graph import FuncGraph
+from tensorflow.python.ops.control_flow_v2_func_graphs import ControlFlowFuncGraph
 
 # Each layer keeps its compiled loop in this attribute (the loop's closure
 # refers to the layer that made it; the cycle is collected with them), and
@@ -70,7 +72,24 @@ _SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 MAX_UNITS = 256
 
 
+def in_control_flow() -> bool:
+    """Whether this is traced inside a `tf.cond` / `tf.switch_case` branch or a
+    `tf.while_loop` body (`tf.map_fn`; Keras' `fit` with `steps_per_execution`
+    > 1), at any depth. A tape outside such a construct differentiates it
+    through the construct's own gradient graphs, where the engines' custom
+    gradients gave zeros (with a second tape recording) or failed; the
+    reference loop runs there instead (NOTES section 25)."""
+    graph = tf.compat.v1.get_default_graph()
+    while isinstance(graph, FuncGraph):
+        if isinstance(graph, ControlFlowFuncGraph):
+            return True
+        graph = graph.outer_graph
+    return False
+
+
 def select(layer, sequences, mask, training):
+    if in_control_flow():
+        return None
     if training:  # the LSTM's hand-written gradient, where it applies
         from keras_lstm.fused import tf_bptt
 
