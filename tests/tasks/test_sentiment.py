@@ -178,12 +178,27 @@ def serve_in_fresh_process(path, texts):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+CHECK_TEXTS = ["very good film !", "dull , dull , bad", ""]
+
+
+def assert_tflite_predicts_like(model, vocabulary, export_dir):
+    """The export's model.tflite (one row per call) against `model` on
+    CHECK_TEXTS, within 1e-5; returns `model`'s predictions."""
+    from keras_lstm import export as lite
+
+    ids = text.encode(CHECK_TEXTS, vocabulary, 12)
+    expected = model.predict(ids, verbose=0).reshape(-1)
+    run = lite.tflite_runner(export_dir / "model.tflite")
+    rows = [run(token_ids=ids[i : i + 1])["output_0"] for i in range(len(ids))]
+    np.testing.assert_allclose(np.concatenate(rows).reshape(-1), expected, atol=1e-5)
+    return expected
+
+
 @TF_ONLY
 def test_mixed_precision_model_exports_a_float32_copy(tmp_path):
     """--mixed-precision: model.keras stays the trained (mixed) model; the
     SavedModel and .tflite come from a float32 copy of it, which computes what
     a float32 model built alike with the same weights computes."""
-    from keras_lstm import export as lite
 
     config = tiny_config(tmp_path, mixed_precision=True, layers=2)
     vocabulary = ["", "[UNK]", "good", "bad", "film", "very", "dull", "!"]
@@ -202,22 +217,17 @@ def test_mixed_precision_model_exports_a_float32_copy(tmp_path):
     wrappers = [x for x in saved.layers if isinstance(x, keras.layers.Bidirectional)]
     policies = [x.forward_layer.dtype_policy.name for x in wrappers]
     assert policies == ["mixed_bfloat16"] * 2
-    texts = ["very good film !", "dull , dull , bad", ""]
-    ids = text.encode(texts, vocabulary, 12)
-    expected = reference.predict(ids, verbose=0).reshape(-1)
-    run = lite.tflite_runner(tmp_path / "export" / "model.tflite")
-    got = np.concatenate([run(token_ids=ids[i : i + 1])["output_0"] for i in range(3)])
-    np.testing.assert_allclose(got.reshape(-1), expected, atol=1e-5)
-    served = serve_in_fresh_process(tmp_path / "export" / "saved_model", texts)
+    expected = assert_tflite_predicts_like(reference, vocabulary, tmp_path / "export")
+    served = serve_in_fresh_process(tmp_path / "export" / "saved_model", CHECK_TEXTS)
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
+@TF_ONLY
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
 def test_builtin_cell_model_exports_through_keras_lstm_twins(rnn, tmp_path):
     """--cell keras: model.keras keeps the built-in layers; the SavedModel and
     .tflite (which the built-ins' loop cannot give without Flex ops) come from
     a copy with our layers, and equal the trained built-in model."""
-    from keras_lstm import export as lite
 
     config = tiny_config(tmp_path, cell="keras", rnn=rnn)
     vocabulary = ["", "[UNK]", "good", "bad", "film", "very", "dull", "!"]
@@ -230,12 +240,7 @@ def test_builtin_cell_model_exports_through_keras_lstm_twins(rnn, tmp_path):
     saved = keras.saving.load_model(tmp_path / "export" / "model.keras")
     (wrapper,) = [x for x in saved.layers if isinstance(x, keras.layers.Bidirectional)]
     assert type(wrapper.forward_layer).__module__.startswith("keras.src.layers.rnn")
-    texts = ["very good film !", "dull , dull , bad", ""]
-    ids = text.encode(texts, vocabulary, 12)
-    expected = model.predict(ids, verbose=0).reshape(-1)
-    run = lite.tflite_runner(tmp_path / "export" / "model.tflite")
-    got = np.concatenate([run(token_ids=ids[i : i + 1])["output_0"] for i in range(3)])
-    np.testing.assert_allclose(got.reshape(-1), expected, atol=1e-5)
+    assert_tflite_predicts_like(model, vocabulary, tmp_path / "export")
 
 
 class Killed(Exception):
