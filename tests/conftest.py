@@ -1,4 +1,3 @@
-import glob
 import os
 import shutil
 import tempfile
@@ -23,12 +22,15 @@ def _fresh_keras_state():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _no_tfds_temp_folders_left():
-    """tensorflow_datasets makes a `tmp…tfds` folder in the temp dir for each
-    dataset info it reads (core/dataset_info.py, `tempfile.mkdtemp("tfds")`)
-    and never removes it; the offline loader tests left about 15 per run."""
-    pattern = os.path.join(tempfile.gettempdir(), "tmp*tfds")
-    before = set(glob.glob(pattern))
+def _no_temp_folders_left():
+    """This process's temporary files go to a folder of its own, removed at
+    the end. tensorflow_datasets makes a `tmp…tfds` folder for each dataset
+    info it reads (core/dataset_info.py, `tempfile.mkdtemp("tfds")`) and never
+    removes it: the offline loader tests left about 15 per run. A folder per
+    process, not a before/after listing of the shared temp dir, so that one
+    pytest-xdist worker never removes another's folders while it works."""
+    folder = tempfile.mkdtemp(prefix="keras-lstm-tests-")
+    previous, tempfile.tempdir = tempfile.tempdir, folder
     yield
-    for folder in set(glob.glob(pattern)) - before:
-        shutil.rmtree(folder, ignore_errors=True)
+    tempfile.tempdir = previous
+    shutil.rmtree(folder, ignore_errors=True)
