@@ -43,6 +43,11 @@ def new_default(base: type, name: str, default: Any) -> Any:
 class TrainConfig:
     """Options every task shares. Tasks subclass it and add their own."""
 
+    # Shared options a task refuses (its validate() says so): still parsed, so
+    # the refusal names them, but left out of --help. A class attribute, not
+    # a field (no annotation).
+    hidden_options = ()
+
     rnn: str = option("lstm", "recurrent layer type", choices=("lstm", "gru"))
     cell: str = option(
         "custom",
@@ -174,9 +179,12 @@ def _program() -> str | None:
 
 def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
     """Adds one `--flag` per dataclass field to `parser` (or a subparser)."""
+    hidden = getattr(config_class, "hidden_options", ())
     for field in dataclasses.fields(config_class):
         flag = "--" + field.name.replace("_", "-")
         help_text = field.metadata.get("help", "")
+        if field.name in hidden:
+            help_text = argparse.SUPPRESS
         if field.type in (bool, "bool"):
             parser.add_argument(
                 flag,

@@ -40,6 +40,8 @@ MODELS = ("simple_rnn", "lstm", "gru", "keras_lstm", "keras_gru")
 class LongRangeConfig(TrainConfig):
     """Adding-problem options; the shared ones come from TrainConfig."""
 
+    hidden_options = ("rnn", "cell", "mixed_precision", "distribute", "cpu_replicas")
+
     lengths: str = option("50,100,200,400", "comma-separated sequence lengths T")
     models: str = option(
         "simple_rnn,lstm,gru,keras_lstm",

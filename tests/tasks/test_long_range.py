@@ -169,6 +169,18 @@ def test_bad_flags_exit_with_a_message_naming_them(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_help_leaves_out_the_shared_options_this_task_refuses(capsys):
+    """--rnn, --cell, --mixed-precision, --distribute and --cpu-replicas are
+    refused above (a clear message each); --help no longer offers them."""
+    with pytest.raises(SystemExit):
+        task.main(["--help"])
+    help_text = capsys.readouterr().out
+    for flag in ("--models", "--lengths", "--learning-rate", "--seed", "--resume"):
+        assert flag in help_text, flag
+    for flag in ("--rnn", "--cell", "mixed-precision", "--distribute", "--cpu-"):
+        assert flag not in help_text, flag
+
+
 # --- sentiment gate map -------------------------------------------------------
 
 
