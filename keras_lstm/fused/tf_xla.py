@@ -72,19 +72,37 @@ _SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 MAX_UNITS = 256
 
 
+# Keras' TensorFlow trainer runs `steps_per_execution` > 1 steps of `fit` and
+# `evaluate` in a tf.while_loop in its `multi_step_on_iterator` function, each
+# step a call of its `one_step_on_data` function, whose tape (train_step's) is
+# inside the step: gradients taken there are right with the engines
+# (tests/layers/test_fast_paths.py), so the search stops at that step.
+_KERAS_STEP = "one_step_on_data"
+_KERAS_LOOP = "multi_step_on_iterator"
+
+
 def in_control_flow() -> bool:
     """Whether this is traced inside a `tf.cond` / `tf.switch_case` branch or a
-    `tf.while_loop` body (`tf.map_fn`; Keras' `fit` with `steps_per_execution`
-    > 1), at any depth. A tape outside such a construct differentiates it
-    through the construct's own gradient graphs, where the engines' custom
-    gradients gave zeros (with a second tape recording) or failed; the
-    reference loop runs there instead (NOTES section 25)."""
+    `tf.while_loop` body (`tf.map_fn`), at any depth, `tf.function` calls
+    included. A tape outside such a construct differentiates it through the
+    construct's own gradient graphs, where the engines' custom gradients gave
+    zeros (with a second tape recording) or failed; the reference loop runs
+    there instead (NOTES section 25). Keras' own loop over
+    `steps_per_execution` steps does not count: the step's tape is inside it."""
     graph = tf.compat.v1.get_default_graph()
     while isinstance(graph, FuncGraph):
         if isinstance(graph, ControlFlowFuncGraph):
             return True
+        if graph.name == _KERAS_STEP and _outermost(graph).name == _KERAS_LOOP:
+            return False
         graph = graph.outer_graph
     return False
+
+
+def _outermost(graph: FuncGraph) -> FuncGraph:
+    while isinstance(graph.outer_graph, FuncGraph):
+        graph = graph.outer_graph
+    return graph
 
 
 def select(layer, sequences, mask, training):

@@ -509,15 +509,20 @@ def test_tensorflow_bptt_engages_only_where_documented():
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's training engine")
 @pytest.mark.parametrize(
-    "batch,loops",
-    [(3, "xla"), (20, "xla"), (20, "graph")],
-    ids=["whole", "halves", "graph-loops"],
+    "batch,loops,steps_per_execution",
+    [(3, "xla", 1), (20, "xla", 1), (20, "graph", 1), (20, "xla", 3)],
+    ids=["whole", "halves", "graph-loops", "steps_per_execution"],
 )
-def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
+def test_tensorflow_bptt_fit_equals_reference(
+    batch, loops, steps_per_execution, monkeypatch
+):
     """`fit` of two stacked LSTMs (the lower one's input gradient is used) on a
     fixed batch size, against the same model on the reference loop: same losses
     and weights after two epochs of four steps. `graph-loops`: with the loops
-    without XLA that large layers (`GRAPH_UNITS`) run, on the whole batch."""
+    without XLA that large layers (`GRAPH_UNITS`) run, on the whole batch.
+    `steps_per_execution`: Keras runs the steps in a tf.while_loop (3, then
+    1 of each epoch's 4), where the engines still run: the step's tape is
+    inside the loop (tf_xla.in_control_flow)."""
     import tensorflow as tf
 
     from keras_lstm.fused import tf_bptt
@@ -570,7 +575,11 @@ def test_tensorflow_bptt_fit_equals_reference(batch, loops, monkeypatch):
     results = []
     for use_cudnn in ("auto", False):
         net = model(use_cudnn)
-        net.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        net.compile(
+            optimizer=keras.optimizers.Adam(0.01),
+            loss="mse",
+            steps_per_execution=steps_per_execution,
+        )
         history = net.fit(data, epochs=2, verbose=0)
         results.append((history.history["loss"], net.get_weights()))
         # Traced once per layer (and per half), for ours only.
@@ -1064,9 +1073,13 @@ def _control_flow_gradients(use_cudnn, construct, training, units, outer_tape):
     def call(sequences):
         return layer(sequences, training=training)
 
+    function = tf.function(call)
+
     def body(x):
         if construct == "map_fn":
             return tf.map_fn(lambda s: call(s[None])[0], x)
+        if construct == "map_fn over tf.function":
+            return tf.map_fn(lambda s: function(s[None])[0], x)
         if construct == "cond":
             return tf.cond(
                 tf.reduce_sum(x) > -1e9, lambda: call(x), lambda: call(2 * x)
@@ -1096,6 +1109,7 @@ def _control_flow_gradients(use_cudnn, construct, training, units, outer_tape):
     [
         ("map_fn", True, 8, True),
         ("map_fn", False, 8, True),
+        ("map_fn over tf.function", True, 8, True),
         ("cond", True, 8, False),
         ("cond", True, 256, True),
         ("cond", False, 256, True),
@@ -1106,7 +1120,8 @@ def test_gradients_through_tensorflow_control_flow_equal_the_reference(
     construct, training, units, outer_tape
 ):
     """A tape outside tf.map_fn / tf.cond / tf.switch_case differentiates the
-    layer through the construct's gradient graphs. There the engines' custom
+    layer (also when a tf.function calls it) through the construct's gradient
+    graphs. There the engines' custom
     gradients gave zeros for dx, dW, db (a second tape recording) or raised
     ("Could not find external tensor capture"), so inside control flow the
     reference loop runs. Found by a fuzzing review; the reference agrees
