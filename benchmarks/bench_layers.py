@@ -141,7 +141,12 @@ class KerasContender:
         self.model = keras.Sequential(
             [keras.Input((timesteps, features)), layer, keras.layers.Dense(1)]
         )
-        self.model.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        self.model.compile(
+            optimizer="adam",
+            loss="mse",
+            jit_compile=jit,
+            steps_per_execution=STEPS_PER_EXECUTION,
+        )
         self.batch = batch
         self.feed = feed
         self._datasets = {}
@@ -320,6 +325,7 @@ def ratios(times: dict, a: str, b: str, kind: str) -> dict:
 
 
 TORCH_THREADS = None  # --torch-threads, also passed to the memory children
+STEPS_PER_EXECUTION = 1  # --steps-per-execution, also passed to them
 
 
 def measure_memory(rnn, shape, name, feed) -> dict:
@@ -328,6 +334,7 @@ def measure_memory(rnn, shape, name, feed) -> dict:
     cmd += ["--batches", str(SHAPES[shape][4]), "--input", feed]
     if TORCH_THREADS:  # the child sets them as the timed run does
         cmd += ["--torch-threads", str(TORCH_THREADS)]
+    cmd += ["--steps-per-execution", str(STEPS_PER_EXECUTION)]
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=600, check=True
@@ -496,6 +503,11 @@ def markdown(report: dict) -> str:
         + (f" · torch {report['torch']}" if report.get("torch") else "")
         + f" · input {report.get('input', 'numpy')}"
         + (
+            f" · steps_per_execution {report['steps_per_execution']}"
+            if report.get("steps_per_execution", 1) > 1
+            else ""
+        )
+        + (
             f" · TF_CPU_ALLOCATOR_USE_BFC={report['tf_cpu_allocator_use_bfc']}"
             if report.get("tf_cpu_allocator_use_bfc") is not None
             else ""
@@ -592,6 +604,13 @@ def main() -> None:
         "once; auto: dataset on the tensorflow backend, numpy elsewhere",
     )
     parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=1,
+        help="Keras' compile(steps_per_execution=...): batches per call of the "
+        "compiled train/test/predict function",
+    )
     parser.add_argument("--memory", action="store_true", help="peak memory too")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
@@ -603,8 +622,13 @@ def main() -> None:
     feed = args.input
     if feed == "auto":
         feed = "dataset" if keras.backend.backend() == "tensorflow" else "numpy"
-    global TORCH_THREADS
+    global TORCH_THREADS, STEPS_PER_EXECUTION
     TORCH_THREADS = args.torch_threads
+    if args.steps_per_execution < 1:
+        parser.error(
+            f"--steps-per-execution must be >= 1, got {args.steps_per_execution}"
+        )
+    STEPS_PER_EXECUTION = args.steps_per_execution
     if args.memory_of:
         memory_child(*args.memory_of, feed)
         return
@@ -644,6 +668,7 @@ def main() -> None:
         "torch": torch_version,
         "command": " ".join(command),
         "input": feed,
+        "steps_per_execution": STEPS_PER_EXECUTION,
         "tf_cpu_allocator_use_bfc": allocator,
         "results": [],
     }
