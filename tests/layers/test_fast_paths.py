@@ -1121,10 +1121,9 @@ def test_gradients_through_tensorflow_control_flow_equal_the_reference(
 ):
     """A tape outside tf.map_fn / tf.cond / tf.switch_case differentiates the
     layer (also when a tf.function calls it) through the construct's gradient
-    graphs. There the engines' custom
-    gradients gave zeros for dx, dW, db (a second tape recording) or raised
-    ("Could not find external tensor capture"), so inside control flow the
-    reference loop runs. Found by a fuzzing review; the reference agrees
+    graphs. There the engines' custom gradients gave zeros for dx, dW, db (a
+    second tape recording) or raised ("Could not find external tensor
+    capture"), so inside control flow the reference loop runs. Found by a fuzzing review; the reference agrees
     with keras.layers.LSTM exactly in the same script."""
     fast = _control_flow_gradients("auto", construct, training, units, outer_tape)
     reference = _control_flow_gradients(False, construct, training, units, outer_tape)
