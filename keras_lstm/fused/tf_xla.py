@@ -43,7 +43,11 @@ import tensorflow as tf
 # custom gradient below is recorded instead. Checked by tests/layers/test_fast_paths.
 from tensorflow.python.eager import forwardprop_util, record
 from tensorflow.python.framework.func_graph import FuncGraph
-from tensorflow.python.ops.control_flow_v2_func_graphs import ControlFlowFuncGraph
+from tensorflow.python.ops.control_flow_v2_func_graphs import (
+    CondBranchFuncGraph,
+    ControlFlowFuncGraph,
+    WhileBodyFuncGraph,
+)
 
 # Each layer keeps its compiled loop in this attribute (the loop's closure
 # refers to the layer that made it; the cycle is collected with them), and
@@ -93,16 +97,28 @@ def in_control_flow() -> bool:
     while isinstance(graph, FuncGraph):
         if isinstance(graph, ControlFlowFuncGraph):
             return True
-        if graph.name == _KERAS_STEP and _outermost(graph).name == _KERAS_LOOP:
+        if _is_keras_step(graph):
             return False
         graph = graph.outer_graph
     return False
 
 
-def _outermost(graph: FuncGraph) -> FuncGraph:
-    while isinstance(graph.outer_graph, FuncGraph):
-        graph = graph.outer_graph
-    return graph
+def _is_keras_step(graph: FuncGraph) -> bool:
+    """`graph` is Keras' step function called as its trainer calls it: in a
+    tf.cond branch in the tf.while_loop body of its outermost function (names
+    and nesting both, so that a user's functions named alike but nested
+    otherwise, e.g. around a tf.map_fn, do not pass)."""
+    branch = graph.outer_graph
+    body = getattr(branch, "outer_graph", None)
+    loop = getattr(body, "outer_graph", None)
+    return (
+        graph.name == _KERAS_STEP
+        and isinstance(branch, CondBranchFuncGraph)
+        and isinstance(body, WhileBodyFuncGraph)
+        and isinstance(loop, FuncGraph)
+        and loop.name == _KERAS_LOOP
+        and not isinstance(loop.outer_graph, FuncGraph)
+    )
 
 
 def select(layer, sequences, mask, training):

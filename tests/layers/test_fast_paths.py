@@ -1123,10 +1123,53 @@ def test_gradients_through_tensorflow_control_flow_equal_the_reference(
     layer (also when a tf.function calls it) through the construct's gradient
     graphs. There the engines' custom gradients gave zeros for dx, dW, db (a
     second tape recording) or raised ("Could not find external tensor
-    capture"), so inside control flow the reference loop runs. Found by a fuzzing review; the reference agrees
-    with keras.layers.LSTM exactly in the same script."""
+    capture"), so inside control flow the reference loop runs. Found by a
+    fuzzing review; the reference agrees with keras.layers.LSTM exactly in
+    the same script."""
     fast = _control_flow_gradients("auto", construct, training, units, outer_tape)
     reference = _control_flow_gradients(False, construct, training, units, outer_tape)
     for name, f, r in zip(["dx", "kernel", "recurrent", "bias"], fast, reference):
         assert np.abs(r).max() > 1e-3, name  # a gradient that can be wrong
+        np.testing.assert_allclose(f, r, atol=ATOL, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's engines")
+def test_functions_named_like_keras_steps_still_count_as_control_flow():
+    """The engines run in Keras' own multi-step loop (`steps_per_execution`),
+    recognised by its functions' names and nesting. A user's functions with
+    the same names around a tf.map_fn, differentiated by two tapes outside
+    it, made the engines raise when names alone were checked (a review's
+    contrived case); now the reference loop runs there too."""
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).standard_normal((2, 3, 2)), tf.float32)
+
+    def gradients(use_cudnn):
+        layer = keras_lstm.LSTM(8, use_cudnn=use_cudnn)
+        layer.build((None, 3, 2))
+        randomize(layer, scale=0.3)
+
+        def one_step_on_data(sequences):
+            return layer(sequences, training=True)
+
+        step = tf.function(one_step_on_data)
+
+        def multi_step_on_iterator(x):
+            with tf.GradientTape() as outer:
+                outer.watch(x)
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    outputs = tf.map_fn(lambda s: step(s[None])[0], x)
+                    loss = tf.reduce_sum(tf.sin(outputs))
+                return tape.gradient(loss, [x, *layer.trainable_variables])
+
+        signature = [tf.TensorSpec((2, 3, 2))]
+        run = tf.function(multi_step_on_iterator, input_signature=signature)
+        return [g.numpy() for g in run(x)]
+
+    reference = gradients(False)
+    for name, f, r in zip(
+        ["dx", "kernel", "recurrent", "bias"], gradients("auto"), reference
+    ):
+        assert np.abs(r).max() > 1e-3, name
         np.testing.assert_allclose(f, r, atol=ATOL, rtol=1e-5, err_msg=name)
