@@ -1,64 +1,51 @@
-"""Shared pieces of every task: config -> flags, run folders, training, plots."""
+"""Shared pieces of every task: config -> flags, run folders, training, plots.
 
-from tasks.common.config import (
-    ConfigError,
-    TrainConfig,
-    add_options,
-    option,
-    parse,
-)
-from tasks.common.data import ArrayBatches
-from tasks.common.plots import plot_history, read_history
-from tasks.common.runs import (
-    INTERRUPTED,
-    RunFolder,
-    atomic_dir,
-    atomic_path,
-    discard_unstarted_run,
-    read_json,
-    write_json,
-)
-from tasks.common.training import (
-    accelerator,
-    device_name,
-    evaluate,
-    fit,
-    optimizer,
-    recurrent_layer,
-    replica_weight_spread,
-    save_metrics,
-    seed_everything,
-    set_precision,
-    start_run,
-    strategy_for,
-)
+Names load on first use (PEP 562 `__getattr__`), so that a task can read its
+command line through `tasks.common.config` before anything imports Keras,
+which takes TensorFlow's seconds: `--help` and a bad value answer at once.
+"""
 
-__all__ = [
-    "INTERRUPTED",
-    "ConfigError",
-    "ArrayBatches",
-    "RunFolder",
-    "TrainConfig",
-    "accelerator",
-    "add_options",
-    "atomic_dir",
-    "atomic_path",
-    "device_name",
-    "discard_unstarted_run",
-    "evaluate",
-    "fit",
-    "option",
-    "optimizer",
-    "parse",
-    "plot_history",
-    "read_history",
-    "read_json",
-    "recurrent_layer",
-    "replica_weight_spread",
-    "save_metrics",
-    "seed_everything",
-    "set_precision",
-    "start_run",
-    "strategy_for",
-    "write_json",
-]
+import importlib
+
+# name -> the module of tasks.common that defines it
+_HOMES = {
+    "ConfigError": "config",
+    "TrainConfig": "config",
+    "add_options": "config",
+    "option": "config",
+    "parse": "config",
+    "ArrayBatches": "data",
+    "plot_history": "plots",
+    "read_history": "plots",
+    "INTERRUPTED": "runs",
+    "RunFolder": "runs",
+    "atomic_dir": "runs",
+    "atomic_path": "runs",
+    "discard_unstarted_run": "runs",
+    "read_json": "runs",
+    "write_json": "runs",
+    "accelerator": "training",
+    "device_name": "training",
+    "evaluate": "training",
+    "fit": "training",
+    "optimizer": "training",
+    "recurrent_layer": "training",
+    "replica_weight_spread": "training",
+    "save_metrics": "training",
+    "seed_everything": "training",
+    "set_precision": "training",
+    "start_run": "training",
+    "strategy_for": "training",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import math
 import sys
@@ -254,3 +255,13 @@ def parse(
         action.default = argparse.SUPPRESS
     config.given_options = frozenset(vars(typed.parse_args(argv)))
     return config
+
+
+def run_main(package: str) -> None:
+    """`python -m <package>`: reads the options with
+    `<package>.config.parse_options` before importing `<package>.task`, which
+    imports Keras (TensorFlow: seconds), so that --help and a bad value answer
+    at once; then runs the task's `main`, which reads them again (cheap)."""
+    argv = sys.argv[1:]
+    importlib.import_module(f"{package}.config").parse_options(argv)
+    importlib.import_module(f"{package}.task").main(argv)

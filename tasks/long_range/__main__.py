@@ -1,3 +1,3 @@
-from tasks.long_range.task import main
+from tasks.common.config import run_main
 
-main()
+run_main("tasks.long_range")

@@ -10,7 +10,6 @@ Bidirectional) on the embedded tokens. The model is only read.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 
 import keras_lstm
+from tasks.long_range.config import gates_parser
 
 
 def first_lstm(model: keras.Model):
@@ -101,18 +101,7 @@ def review_values(record: dict, labels: list, probability: float, review: str):
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tasks.long_range gates",
-        description="Heat map of the gates of a trained sentiment model on a review.",
-    )
-    parser.add_argument("review", help="the review text")
-    parser.add_argument("--model-dir", default="saved_models/sentiment")
-    parser.add_argument("--out", default="gates.png", help="PNG to write")
-    parser.add_argument(
-        "--values",
-        default="",
-        help="also write the numbers behind the plot to this JSON file",
-    )
+    parser = gates_parser()
     args = parser.parse_args(argv)
     from tasks.sentiment.task import load_exported
 

@@ -1,16 +1,6 @@
-"""Long-range dependencies: can a recurrent net remember two numbers for T steps?
+"""The long-range task: the adding-problem grid, gradient flow, report.
 
-    python -m tasks.long_range                              # the grid in the README
-    python -m tasks.long_range --lengths 400 --models lstm,simple_rnn
-    python -m tasks.long_range gates "A quiet triumph." --out gates.png
-
-The adding problem (Hochreiter & Schmidhuber, 1997): T steps of (value in [0, 1],
-marker); the target is the sum of the two marked values (guessing the mean
-scores MSE 0.167). SimpleRNN, our LSTM, our GRU and keras.layers.LSTM, with
-about the same number of parameters, train on the same batches with the same
-optimizer and step budget (SimpleRNN with a lower learning rate, its best). The
-run also measures the gradient flow ||dL/dx_t|| of SimpleRNN and our LSTM
-before and after training, and draws our LSTM's gates on one sequence.
+Its options and usage: tasks/long_range/config.py.
 """
 
 from __future__ import annotations
@@ -25,156 +15,11 @@ import numpy as np
 
 import keras_lstm
 from tasks import common
-from tasks.common import TrainConfig, option
 from tasks.long_range import report
 from tasks.long_range.adding import AddingBatches, adding_problem
+from tasks.long_range.config import LongRangeConfig, parse_options
 
 TASK = "long_range"
-MODELS = ("simple_rnn", "lstm", "gru", "keras_lstm", "keras_gru")
-
-
-# Setup ------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class LongRangeConfig(TrainConfig):
-    """Adding-problem options; the shared ones come from TrainConfig."""
-
-    hidden_options = ("rnn", "cell", "mixed_precision", "distribute", "cpu_replicas")
-
-    lengths: str = option("50,100,200,400", "comma-separated sequence lengths T")
-    models: str = option(
-        "simple_rnn,lstm,gru,keras_lstm",
-        f"comma-separated models to compare, from {', '.join(MODELS)} "
-        "(lstm and gru are keras_lstm's layers)",
-    )
-    units: int = option(
-        32, "LSTM units; the other models get the units that match its parameters"
-    )
-    init: str = option(
-        "chrono",
-        "chrono = gate biases drawn for memories up to T steps (Tallec & Ollivier "
-        "2018); keras = the layers' default initializers",
-        choices=("chrono", "keras"),
-    )
-    solved_mse: float = option(0.01, "a model has solved T when val MSE < this")
-    validation_size: int = option(1000, "validation sequences per T")
-    test_size: int = option(2000, "test sequences per T")
-    gradient_length: int = option(
-        -1,
-        "T at which gradient flow is measured (one of --lengths; 0 = skip; "
-        "default: 200 if in --lengths, else the longest)",
-    )
-    epochs: int = option(20, "step budget = epochs x steps-per-epoch")
-    steps_per_epoch: int = option(100, "batches between two validations")
-    batch_size: int = option(128, "fresh sequences per batch")
-    learning_rate: float = option(1e-2, "Adam learning rate")
-    model_learning_rates: str = option(
-        "simple_rnn=1e-3",
-        "per-model overrides of --learning-rate, e.g. 'simple_rnn=1e-3,gru=3e-3' "
-        "('' = none); SimpleRNN stays at the plateau with 1e-2 even at T=50",
-    )
-    patience: int = option(
-        1000, "early stopping on val_loss; default: never, the step budget decides"
-    )
-
-    def validate(self) -> None:
-        super().validate()
-        if self.rnn != "lstm" or self.cell != "custom":
-            raise common.ConfigError(
-                "--rnn/--cell: this task compares layers; use --models"
-            )
-        if self.mixed_precision or self.distribute != "none":
-            # Small float32 models on one device; the options would be ignored.
-            raise common.ConfigError(
-                "--mixed-precision/--distribute: not supported by this task "
-                "(small float32 models on one device)"
-            )
-        if self.steps_per_epoch < 1:
-            raise common.ConfigError(
-                f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1"
-            )
-        lengths, models = self.length_list(), self.model_list()
-        if not lengths or min(lengths) < 2:
-            raise common.ConfigError(
-                f"--lengths={self.lengths!r}: integers >= 2, e.g. 50,100"
-            )
-        if len(set(lengths)) < len(lengths):
-            raise common.ConfigError(
-                f"--lengths={self.lengths!r}: each T once (a T repeats)"
-            )
-        if not self.solved_mse > 0:
-            raise common.ConfigError(
-                f"--solved-mse={self.solved_mse}: must be > 0 (a validation MSE "
-                "below it counts as solved)"
-            )
-        self.check_seed(2, "the test set is drawn with --seed + 2")
-        unknown = sorted(set(models) - set(MODELS))
-        if not models or unknown:
-            raise common.ConfigError(f"--models={self.models!r}: choose from {MODELS}")
-        for name in ("units", "validation_size", "test_size"):
-            if getattr(self, name) < 1:
-                raise common.ConfigError(f"--{name.replace('_', '-')}: must be >= 1")
-        self.learning_rate_for("lstm")  # checks --model-learning-rates
-        if self.gradient_length < -1:
-            raise common.ConfigError(
-                f"--gradient-length={self.gradient_length}: a T from --lengths, "
-                "or 0 to skip the gradient-flow plot"
-            )
-        if self.gradient_length == -1:  # the default: whatever the grid allows
-            return
-        if self.gradient_length and not {"simple_rnn", "lstm"} & set(models):
-            raise common.ConfigError(
-                f"--gradient-length={self.gradient_length}: the plot shows "
-                "simple_rnn and lstm, and --models has neither; use 0 to skip it"
-            )
-        if self.gradient_length and self.gradient_length not in lengths:
-            raise common.ConfigError(
-                f"--gradient-length={self.gradient_length}: not in --lengths "
-                f"({self.lengths}); use 0 to skip the gradient-flow plot"
-            )
-
-    def learning_rate_for(self, model: str) -> float:
-        """--learning-rate, or the model's entry in --model-learning-rates."""
-        try:
-            pairs = dict(
-                p.split("=") for p in self.model_learning_rates.split(",") if p
-            )
-            rates = {k.strip(): float(v) for k, v in pairs.items()}
-        except ValueError:
-            raise common.ConfigError(
-                f"--model-learning-rates={self.model_learning_rates!r}: "
-                "write model=rate pairs, e.g. simple_rnn=1e-3"
-            ) from None
-        unknown = sorted(set(rates) - set(MODELS))
-        if unknown or not all(r > 0 for r in rates.values()):
-            raise common.ConfigError(
-                f"--model-learning-rates={self.model_learning_rates!r}: "
-                f"models from {MODELS}, rates > 0"
-            )
-        return rates.get(model, self.learning_rate)
-
-    def gradient_flow_length(self) -> int:
-        """The T of the gradient-flow plot (0: none): `--gradient-length`, or
-        by default 200 if in --lengths, else the longest; none by default
-        when --models has neither simple_rnn nor lstm (the plot shows them)."""
-        if self.gradient_length >= 0:
-            return self.gradient_length
-        if not {"simple_rnn", "lstm"} & set(self.model_list()):
-            return 0
-        lengths = self.length_list()
-        return 200 if 200 in lengths else max(lengths)
-
-    def length_list(self) -> list[int]:
-        try:
-            return [int(v) for v in self.lengths.split(",") if v.strip()]
-        except ValueError:
-            raise common.ConfigError(
-                f"--lengths={self.lengths!r}: not integers"
-            ) from None
-
-    def model_list(self) -> list[str]:
-        return [v.strip() for v in self.models.split(",") if v.strip()]
 
 
 # Data -------------------------------------------------------------------------
@@ -398,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from tasks.long_range import sentiment_gates
 
         return sentiment_gates.main(argv[1:])
-    config = common.parse(LongRangeConfig, argv, description=__doc__)
+    config = parse_options(argv)
     try:
         config, run = common.start_run(TASK, config)
     except common.ConfigError as error:

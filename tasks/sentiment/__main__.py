@@ -1,3 +1,3 @@
-from tasks.sentiment.task import main
+from tasks.common.config import run_main
 
-main()
+run_main("tasks.sentiment")

@@ -1,12 +1,6 @@
-"""Sentiment: is a review positive? Embedding(mask_zero) -> our LSTM -> Dense.
+"""The sentiment task: data, model, training, export, predict.
 
-    python -m tasks.sentiment                      # bundled Rotten Tomatoes data
-    python -m tasks.sentiment --dataset imdb       # tfds imdb_reviews (downloads)
-    python -m tasks.sentiment predict "A quiet triumph." "Dull and overlong."
-
-Reviews keep their own lengths, up to a cap at a high percentile of the
-training lengths; shorter ones are padded with 0 and masked, so the padding
-never reaches the LSTM's state.
+Its options and usage: tasks/sentiment/config.py.
 """
 
 from __future__ import annotations
@@ -22,59 +16,13 @@ import keras
 import numpy as np
 
 from tasks import common
-from tasks.common import ArrayBatches, TrainConfig, option
+from tasks.common import ArrayBatches
 from tasks.common.bundled import BundledDataError
 from tasks.common.datasets import DatasetError
 from tasks.sentiment import data, text
+from tasks.sentiment.config import SentimentConfig, parse_options, predict_parser
 
 TASK = "sentiment"
-
-
-# Setup ------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class SentimentConfig(TrainConfig):
-    """Sentiment options; the shared ones come from TrainConfig."""
-
-    dataset: str = option("rotten_tomatoes", "training data", choices=data.DATASETS)
-    max_tokens: int = option(20000, "vocabulary size, padding and [UNK] included")
-    min_count: int = option(2, "leave out training words seen fewer times")
-    length_percentile: float = option(
-        99.0, "cap reviews at this percentile of training lengths (95-100)"
-    )
-    embedding_dim: int = option(128, "size of the word vectors")
-    units: int = option(64, "recurrent units per direction")
-    layers: int = option(1, "stacked recurrent layers")
-    bidirectional: bool = option(True, "read each review in both directions")
-    pooling: str = option(
-        "mean",
-        "review vector: the last state, or the mean of the outputs over the "
-        "review's own (unmasked) steps",
-        choices=("last", "mean"),
-    )
-    dropout: float = option(0.5, "dropout on word vectors and on the review vector")
-    export_dir: str = option(
-        "saved_models/sentiment", "where the trained model is exported; '' = skip"
-    )
-    epochs: int = option(8, "maximum number of epochs")
-    patience: int = option(2, "early stopping: epochs without a better val_loss")
-
-    def validate(self) -> None:
-        super().validate()
-        self.require_positive(
-            "max_tokens", "min_count", "embedding_dim", "units", "layers"
-        )
-        if self.max_tokens < 3:
-            raise common.ConfigError(
-                f"--max-tokens={self.max_tokens}: must be at least 3"
-            )
-        if not 95 <= self.length_percentile <= 100:
-            raise common.ConfigError(
-                f"--length-percentile={self.length_percentile}: must be in [95, 100]"
-                " (reviews are kept whole, not truncated short)"
-            )
-        self.require_rate("dropout")
 
 
 # Data -------------------------------------------------------------------------
@@ -270,14 +218,7 @@ def predict(texts: Sequence[str], model_dir: str | Path) -> np.ndarray:
 
 
 def predict_main(argv: Sequence[str]) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tasks.sentiment predict",
-        description="Probability that each review is positive.",
-    )
-    parser.add_argument("texts", nargs="+", help="reviews, one per argument")
-    parser.add_argument("--model-dir", default="saved_models/sentiment")
+    parser = predict_parser()
     args = parser.parse_args(argv)
     try:
         probabilities = predict(args.texts, args.model_dir)
@@ -295,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
-    config = common.parse(SentimentConfig, argv, description=__doc__)
+    config = parse_options(argv)
     try:
         _, run, metrics = train(config)
     except (common.ConfigError, BundledDataError, DatasetError) as error:

@@ -23,58 +23,17 @@ import numpy as np
 from tasks.common.bundled import read_bundled
 from tasks.common.config import ConfigError
 from tasks.common.datasets import tfds_load
+from tasks.text_generation.config import check_names
 
 CORPUS = "shakespeare.json.bz2"
-DATASETS = ("shakespeare", "tiny_shakespeare")
 SPLITS = ("train", "validation", "test")
 UNKNOWN = "\ufffd"  # how the unknown id is shown; never in the training text
 SEPARATOR = "\n\n"  # between two works of one split
-# The bundled works (keys of the corpus file; a test checks they match).
-WORKS = (
-    "alls_well_that_ends_well", "antony_and_cleopatra", "as_you_like_it",
-    "comedy_of_errors", "coriolanus", "cymbeline", "hamlet", "henry_iv_part_1",
-    "henry_iv_part_2", "henry_v", "henry_vi_part_1", "henry_vi_part_2",
-    "henry_vi_part_3", "henry_viii", "john", "julius_caesar", "lear",
-    "lovers_complaint", "loves_labours_lost", "macbeth", "measure_for_measure",
-    "merchant_of_venice", "merry_wives_of_windsor", "midsummer_nights_dream",
-    "much_ado_about_nothing", "othello", "passionate_pilgrim", "pericles",
-    "phoenix_and_the_turtle", "rape_of_lucrece", "richard_ii", "richard_iii",
-    "romeo_and_juliet", "sonnets", "taming_of_the_shrew", "tempest",
-    "timon_of_athens", "tragedy_of_titus_andronicus", "troilus_and_cressida",
-    "twelfth_night", "two_gentlemen_of_verona", "winters_tale",
-)  # fmt: skip
 
 
 def load_works() -> dict[str, str]:
     """The 42 bundled works, `{name: text}` (sha256-checked)."""
     return json.loads(bz2.decompress(read_bundled(CORPUS)).decode("ascii"))
-
-
-def parse_names(value: str) -> list[str]:
-    """'hamlet, macbeth' -> ['hamlet', 'macbeth']."""
-    return [name.strip() for name in value.split(",") if name.strip()]
-
-
-def check_names(names: tuple[str, ...], validation: list[str], test: list[str]):
-    """Raises ConfigError for an unknown work, a work named twice, or no work."""
-    for flag, chosen in (("validation-works", validation), ("test-works", test)):
-        if not chosen:
-            raise ConfigError(f"--{flag}: name at least one work")
-        unknown = [name for name in chosen if name not in names]
-        if unknown:
-            raise ConfigError(
-                f"--{flag}: unknown work(s) {', '.join(unknown)}; "
-                f"choose from {', '.join(names)}"
-            )
-    both = sorted(set(validation) & set(test))
-    twice = sorted(
-        {n for chosen in (validation, test) for n in chosen if chosen.count(n) > 1}
-    )
-    if both or twice:
-        raise ConfigError(
-            "--validation-works / --test-works: a work is named twice: "
-            + ", ".join(both + twice)
-        )
 
 
 def split_works(

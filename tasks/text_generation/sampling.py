@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 import keras_lstm
+from tasks.text_generation.config import check_sampling
 
 # A step function: (char ids (1, 1), states) -> (logits (1, vocabulary), states).
 StepFunction = Callable[[np.ndarray, dict], tuple[np.ndarray, dict]]
@@ -141,21 +142,6 @@ def signature_step(run: Callable[..., dict], names: list[str]) -> StepFunction:
         return values[0], dict(zip(names, values[1:]))
 
     return step
-
-
-def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
-    """Raises ValueError naming the first bad sampling option."""
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"--length={length!r}: must be a positive integer")
-    if not temperature > 0:
-        raise ValueError(
-            f"--temperature={temperature!r}: must be > 0 (small = nearly greedy)"
-        )
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(
-            f"--top-k={top_k!r}: must be an integer >= 1 (leave it out to sample "
-            "from every character)"
-        )
 
 
 def sample(

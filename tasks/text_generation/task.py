@@ -1,17 +1,6 @@
-"""Text generation: a character-level LSTM on Shakespeare, held-out works.
+"""The text generation task: data, model, training, export, generate.
 
-    python -m tasks.text_generation                           # bundled works
-    python -m tasks.text_generation --dataset tiny_shakespeare   # tfds
-    python -m tasks.text_generation generate --prompt "ROMEO:" --seed 1
-
-The model reads random windows of the training works and learns to predict
-each next character: Embedding -> LSTM x layers -> Dense(logits). The
-validation and test sets are whole works that training never sees (named in
-the config). Scores are cross-entropies in nats per character (the loss) and
-bits per character (nats / ln 2).
-
-Generation uses a one-step model built from the trained weights: (character,
-h, c) in, (logits, h, c) out, so each new character costs one LSTM step.
+Its options and usage: tasks/text_generation/config.py.
 """
 
 from __future__ import annotations
@@ -28,80 +17,16 @@ import keras
 import numpy as np
 
 from tasks import common
-from tasks.common import TrainConfig, option
 from tasks.common.bundled import BundledDataError
-from tasks.common.config import new_default
 from tasks.common.datasets import DatasetError
 from tasks.text_generation import data, sampling
+from tasks.text_generation.config import (
+    TextGenerationConfig,
+    parse_names,
+    parse_options,
+)
 
 TASK = "text_generation"
-
-
-# Setup ------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class TextGenerationConfig(TrainConfig):
-    """Text generation options; the shared ones come from TrainConfig."""
-
-    dataset: str = option("shakespeare", "training text", choices=data.DATASETS)
-    validation_works: str = option(
-        "twelfth_night,julius_caesar", "held-out works for validation (comma list)"
-    )
-    test_works: str = option(
-        "romeo_and_juliet,macbeth", "held-out works for the test (comma list)"
-    )
-    min_count: int = option(
-        100, "characters seen fewer times in training become the unknown id"
-    )
-    seq_length: int = option(100, "characters per training window")
-    embedding_dim: int = option(64, "size of the character vectors")
-    units: int = option(512, "units per recurrent layer")
-    layers: int = option(1, "stacked recurrent layers")
-    dropout: float = option(0.0, "dropout after each recurrent layer")
-    eval_windows: int = option(
-        128,
-        "held-out windows scored after each epoch (0 = all); the final "
-        "scores always use the whole held-out text",
-    )
-    max_minutes: float = option(
-        30.0,
-        "stop after the epoch that would overrun this training time (over all "
-        "sessions of a resumed run); 0 = off",
-    )
-    export_dir: str = option(
-        "saved_models/text_generation", "where the model is exported; '' = skip"
-    )
-    epochs: int = option(11, "maximum number of epochs")
-    steps_per_epoch: int = option(100, "batches of random windows per epoch")
-    batch_size: int = option(256, "windows per batch")
-    learning_rate: float = option(3e-3, "Adam learning rate (the peak, with cosine)")
-    lr_schedule: str = new_default(TrainConfig, "lr_schedule", "cosine")
-    patience: int = option(3, "early stopping: epochs without a better val_loss")
-
-    def validate(self) -> None:
-        super().validate()
-        self.require_positive(
-            "min_count", "seq_length", "embedding_dim", "units", "layers"
-        )
-        if self.steps_per_epoch < 1:
-            raise common.ConfigError(
-                f"--steps-per-epoch={self.steps_per_epoch}: must be >= 1 here "
-                "(windows are drawn at random; there is no 'whole split')"
-            )
-        if self.eval_windows < 0:
-            raise common.ConfigError(
-                f"--eval-windows={self.eval_windows}: must be >= 0"
-            )
-        self.require_rate("dropout")
-        if self.dataset == "shakespeare":
-            data.check_names(
-                data.WORKS,
-                data.parse_names(self.validation_works),
-                data.parse_names(self.test_works),
-            )
-        if self.max_minutes < 0:
-            raise common.ConfigError(f"--max-minutes={self.max_minutes}: must be >= 0")
 
 
 # Data -------------------------------------------------------------------------
@@ -122,8 +47,8 @@ def load_data(config: TextGenerationConfig) -> Prepared:
     else:
         texts, works = data.split_works(
             data.load_works(),
-            data.parse_names(config.validation_works),
-            data.parse_names(config.test_works),
+            parse_names(config.validation_works),
+            parse_names(config.test_works),
         )
     vocabulary = data.build_vocabulary(texts["train"], config.min_count)
     if len(vocabulary) < 3:
@@ -317,41 +242,12 @@ def export(model, vocabulary: list[str], out_dir: str) -> dict:
 # Generate ---------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class GenerateConfig:
-    """Options of `python -m tasks.text_generation generate`."""
-
-    prompt: str = option("ROMEO:", "text to start from ('' = after a newline)")
-    length: int = option(500, "characters to generate")
-    temperature: float = option(0.8, "sampling temperature, > 0 (lower = safer)")
-    top_k: int = option(None, "sample among the k most likely characters; unset = all")
-    seed: int = option(1, "seeds the sampler: the same seed gives the same text")
-    unknown: str = option(
-        "error",
-        "prompt characters outside the vocabulary: stop, or read them as unknown",
-        choices=("error", "replace"),
-    )
-    runtime: str = option(
-        "keras",
-        "run the one-step model in Keras or in LiteRT (generator.tflite)",
-        choices=("keras", "tflite"),
-    )
-    model_dir: str = option("saved_models/text_generation", "the export folder")
-
-    def validate(self) -> None:
-        sampling.check_sampling(self.length, self.temperature, self.top_k)
-        if self.seed < 0:
-            raise common.ConfigError(f"--seed={self.seed}: must be >= 0")
-
-
 def generate_main(argv: Sequence[str]) -> None:
     import sys
 
     from tasks.text_generation import export as exporter
 
-    config = common.parse(
-        GenerateConfig, argv, description="Sample text.", command="generate"
-    )
+    config = parse_options(["generate", *argv])
     try:
         text = exporter.generate(**dataclasses.asdict(config))
     except (ValueError, FileNotFoundError) as error:
@@ -368,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["generate"]:
         return generate_main(argv[1:])
-    config = common.parse(TextGenerationConfig, argv, description=__doc__)
+    config = parse_options(argv)
     try:
         _, run, metrics = train(config)
     except (common.ConfigError, BundledDataError, DatasetError) as error:

@@ -6,6 +6,8 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import warnings
 
 import keras
@@ -60,6 +62,77 @@ def test_bad_flags_exit_with_a_message_not_a_traceback(argv, message, capsys):
         common.parse(Small, argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+# Run with Keras, TensorFlow, JAX and PyTorch made unimportable (None in
+# sys.modules), as `python -m tasks.<name>` runs: any import of them raises.
+WITHOUT_KERAS = """
+import runpy, sys
+for name in ("keras", "tensorflow", "jax", "torch"):
+    sys.modules[name] = None
+sys.argv = ["-m", *sys.argv[1:]]
+runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "name, command, bad, message",
+    [
+        ("sentiment", "predict", [], "the following arguments are required: texts"),
+        ("text_generation", "generate", ["--length", "0"], "--length=0: must be"),
+        ("weather", "predict", [], "the following arguments are required: --csv"),
+        ("long_range", "gates", [], "the following arguments are required: review"),
+    ],
+)
+def test_help_and_bad_values_answer_without_importing_keras(
+    name, command, bad, message
+):
+    """`python -m tasks.<name> --help`, its subcommand's `--help` and bad
+    values are answered from the task's config module alone: importing Keras
+    (TensorFlow) took 7-9 s here before the usage text appeared."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+
+    def run(*argv):
+        command_line = [sys.executable, "-c", WITHOUT_KERAS, f"tasks.{name}", *argv]
+        return subprocess.run(
+            command_line, cwd=root, capture_output=True, text=True, timeout=120
+        )
+
+    for argv, usage in (
+        (["--help"], f"usage: python -m tasks.{name} [-h]"),
+        ([command, "--help"], f"usage: python -m tasks.{name} {command} [-h]"),
+    ):
+        shown = run(*argv)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith(usage), shown.stdout
+    assert "--batch-size" in run("--help").stdout
+    for argv, why in (
+        (["--epochs", "0"], "--epochs=0: must be a positive"),
+        ([command, *bad], message),
+    ):
+        refused = run(*argv)
+        assert refused.returncode == 2, refused.stderr
+        assert why in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_run_main_hands_the_command_line_to_the_task(monkeypatch):
+    """Valid options, a subcommand's too, reach the task's `main` unchanged;
+    invalid ones stop before it (and before its import of Keras)."""
+    import importlib
+
+    task = importlib.import_module("tasks.weather.task")
+    seen = []
+    monkeypatch.setattr(task, "main", seen.append)
+    for argv in (["--epochs", "2"], ["predict", "--csv", "recent.csv"]):
+        monkeypatch.setattr(sys, "argv", ["-m", *argv])
+        config.run_main("tasks.weather")
+    assert seen == [["--epochs", "2"], ["predict", "--csv", "recent.csv"]]
+    for argv in (["--epochs", "0"], ["predict", "--not-an-option"]):
+        monkeypatch.setattr(sys, "argv", ["-m", *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            config.run_main("tasks.weather")
+        assert exit_info.value.code == 2
+    assert len(seen) == 2
 
 
 def test_the_seed_limit_is_the_one_keras_seeding_has():

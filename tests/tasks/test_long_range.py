@@ -9,6 +9,7 @@ import pytest
 
 import keras_lstm
 from tasks import common
+from tasks.long_range import config as long_range_config
 from tasks.long_range import sentiment_gates, task
 from tasks.long_range.adding import (
     CONSTANT_GUESS_MSE,
@@ -87,7 +88,7 @@ def test_bad_data_arguments():
 # --- models -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", task.MODELS)
+@pytest.mark.parametrize("name", long_range_config.MODELS)
 def test_parameter_counts_match_keras_and_the_lstm(name):
     config = task.LongRangeConfig(init="keras")
     model = task.build_model(config, name, length=7)

@@ -15,6 +15,7 @@ import pytest
 
 from tasks.common import ConfigError
 from tasks.common.bundled import DATA_DIR
+from tasks.text_generation import config as textgen_config
 from tasks.text_generation import data, sampling
 from tasks.text_generation import export as exporter
 from tasks.text_generation import task as textgen
@@ -64,7 +65,7 @@ def test_bundled_corpus_is_the_42_works_and_rebuilds_to_the_same_bytes(works):
     sys.path.insert(0, str(DATA_DIR))
     import build_shakespeare as build
 
-    assert len(works) == 42 and tuple(works) == data.WORKS
+    assert len(works) == 42 and tuple(works) == textgen_config.WORKS
     assert sum(len(t) for t in works.values()) == 5_057_198
     assert {"hamlet", "sonnets", "romeo_and_juliet", "macbeth"} <= set(works)
     assert works["hamlet"].startswith("HAMLET, PRINCE OF DENMARK")
@@ -73,8 +74,8 @@ def test_bundled_corpus_is_the_42_works_and_rebuilds_to_the_same_bytes(works):
 
 def test_held_out_works_never_overlap_training(works):
     config = textgen.TextGenerationConfig()
-    validation = data.parse_names(config.validation_works)
-    test = data.parse_names(config.test_works)
+    validation = textgen_config.parse_names(config.validation_works)
+    test = textgen_config.parse_names(config.test_works)
     texts, names = data.split_works(works, validation, test)
     assert sorted(sum(names.values(), [])) == sorted(works)
     assert not set(names["train"]) & (set(validation) | set(test))
