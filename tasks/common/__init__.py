@@ -27,6 +27,7 @@ _HOMES = {
     "accelerator": "training",
     "device_name": "training",
     "evaluate": "training",
+    "expected_retracing": "training",
     "fit": "training",
     "optimizer": "training",
     "recurrent_layer": "training",

@@ -6,9 +6,11 @@ NaN guards, CSV history and plots behave the same way everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import time
@@ -508,6 +510,26 @@ def fit(
         model.load_weights(str(run.checkpoint))
     plot_history(run.history, run.path)
     return _check_finite(model, read_history(run.history), run)
+
+
+class _NotRetracing(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def expected_retracing():
+    """Leaves out TensorFlow's warning "N out of the last M calls to <function>
+    triggered tf.function retracing" inside the block, for code that traces
+    many functions by design: an ensemble, whose members are new models with
+    their own train and predict functions. Every other message still shows."""
+    logger = logging.getLogger("tensorflow")  # tf.get_logger()
+    quiet = _NotRetracing()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 class TrainingDiverged(ConfigError):

@@ -184,27 +184,30 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
     for key, value in prepared.report.items():
         print(f"  {key}: {value}")
     validation = ArrayBatches(*splits["validation"], 1024)
-    start = time.perf_counter()
-    members, histories = [], []
-    for k in range(config.members):
-        model, history = train_member(
-            config, k, run, splits, validation, strategy, extra_callbacks
-        )
-        members.append(model)
-        histories.append(history)
-    seconds = time.perf_counter() - start
-    model = ensemble(members)
+    # Each member is a new model with its own traced train and predict
+    # functions, and TensorFlow warns of "retracing" after five of them.
+    with common.expected_retracing():
+        start = time.perf_counter()
+        members, histories = [], []
+        for k in range(config.members):
+            model, history = train_member(
+                config, k, run, splits, validation, strategy, extra_callbacks
+            )
+            members.append(model)
+            histories.append(history)
+        seconds = time.perf_counter() - start
+        model = ensemble(members)
 
-    forecasts, actual = evaluate(model, prepared, splits)
-    horizons = prepared.stats["horizons"]
-    name = f"{'keras_lstm' if config.cell == 'custom' else 'keras'}.{config.rnn}"
-    forecasts[name] = forecasts.pop("network")
-    maes = {n: baselines.mae_by_horizon(f, actual) for n, f in forecasts.items()}
-    windows, last = splits["test"][0], prepared.temps[prepared.anchors["test"]]
-    member_maes = [
-        baselines.mae_by_horizon(forecast(m, windows, last, prepared.stats), actual)
-        for m in members
-    ]
+        forecasts, actual = evaluate(model, prepared, splits)
+        horizons = prepared.stats["horizons"]
+        name = f"{'keras_lstm' if config.cell == 'custom' else 'keras'}.{config.rnn}"
+        forecasts[name] = forecasts.pop("network")
+        maes = {n: baselines.mae_by_horizon(f, actual) for n, f in forecasts.items()}
+        windows, last = splits["test"][0], prepared.temps[prepared.anchors["test"]]
+        member_maes = [
+            baselines.mae_by_horizon(forecast(m, windows, last, prepared.stats), actual)
+            for m in members
+        ]
     metrics = {
         "model": name,
         "horizons": horizons,

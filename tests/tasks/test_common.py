@@ -875,3 +875,35 @@ def test_a_nan_past_epoch_does_not_stop_a_resumed_run_checkpointing(tmp_path):
     resumed = fit_tiny(tmp_path / "killed", resume="latest")
     for got, want in zip(resumed[1], whole[1]):  # best.keras: the last epoch
         np.testing.assert_array_equal(got, want)
+
+
+def test_expected_retracing_leaves_out_only_tensorflows_retracing_warning():
+    """TensorFlow warns once a function has traced five times; inside
+    `expected_retracing` that warning is left out and other warnings show."""
+    import logging
+
+    import tensorflow as tf
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+
+    def trace_six_times(function):
+        # TensorFlow counts traces per Python function: one for each part.
+        traced = tf.function(function, autograph=False)
+        for n in range(1, 7):  # a new shape each call: a new trace
+            traced(tf.zeros([n]))
+
+    try:
+        with common.expected_retracing():
+            trace_six_times(lambda x: x + 1)
+            logger.warning("another warning")
+        inside = list(messages)
+        trace_six_times(lambda x: x + 2)
+    finally:
+        logger.removeHandler(handler)
+    assert inside == ["another warning"]
+    retracing = [m for m in messages[1:] if "triggered tf.function retracing" in m]
+    assert len(retracing) == 2  # the 5th and 6th traces, once the filter is gone
