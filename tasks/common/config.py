@@ -257,6 +257,21 @@ def parse(
     return config
 
 
+def parse_command(
+    argv: Sequence[str],
+    config_class: type,
+    description: str,
+    subcommands: dict[str, Any],
+) -> Any:
+    """A task's command line, validated: `config_class`'s options (training),
+    or, when `argv` starts with a subcommand's name, what `subcommands[name]`
+    makes of the rest. Imports no Keras (see `run_main`)."""
+    argv = list(argv)
+    if argv and argv[0] in subcommands:
+        return subcommands[argv[0]](argv[1:])
+    return parse(config_class, argv, description=description)
+
+
 def run_main(package: str) -> None:
     """`python -m <package>`: reads the options with
     `<package>.config.parse_options` before importing `<package>.task`, which

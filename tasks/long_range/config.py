@@ -19,7 +19,12 @@ import argparse
 import dataclasses
 from typing import Sequence
 
-from tasks.common.config import ConfigError, TrainConfig, option, parse
+from tasks.common.config import (
+    ConfigError,
+    TrainConfig,
+    option,
+    parse_command,
+)
 
 MODELS = ("simple_rnn", "lstm", "gru", "keras_lstm", "keras_gru")
 
@@ -172,12 +177,11 @@ def gates_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# name -> what parses the rest of the command line
+SUBCOMMANDS = {"gates": lambda rest: gates_parser().parse_args(rest)}
+
+
 def parse_options(argv: Sequence[str]):
-    """The options on `argv`, validated: the training ones (`--help` shows this
-    module's docstring), or the `gates` subcommand's. This module imports no
-    Keras: `python -m tasks.long_range` reads the options first (`run_main`), so
-    --help and a bad value answer at once."""
-    argv = list(argv)
-    if argv[:1] == ["gates"]:
-        return gates_parser().parse_args(argv[1:])
-    return parse(LongRangeConfig, argv, description=__doc__)
+    """The training options on `argv` (`--help` shows this module's docstring)
+    or the `gates` subcommand's, validated, without importing Keras."""
+    return parse_command(argv, LongRangeConfig, __doc__, SUBCOMMANDS)

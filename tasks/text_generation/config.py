@@ -19,7 +19,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from tasks.common.config import ConfigError, TrainConfig, new_default, option, parse
+from tasks.common.config import (
+    ConfigError,
+    TrainConfig,
+    new_default,
+    option,
+    parse,
+    parse_command,
+)
 
 DATASETS = ("shakespeare", "tiny_shakespeare")
 # The bundled works (keys of the corpus file; a test checks they match).
@@ -169,14 +176,15 @@ class GenerateConfig:
             raise ConfigError(f"--seed={self.seed}: must be >= 0")
 
 
+def parse_generate(argv: Sequence[str]) -> GenerateConfig:
+    return parse(GenerateConfig, argv, description="Sample text.", command="generate")
+
+
+# name -> what parses the rest of the command line
+SUBCOMMANDS = {"generate": parse_generate}
+
+
 def parse_options(argv: Sequence[str]):
-    """The options on `argv`, validated: the training ones (`--help` shows this
-    module's docstring), or the `generate` subcommand's. This module imports no
-    Keras: `python -m tasks.text_generation` reads the options first (`run_main`), so
-    --help and a bad value answer at once."""
-    argv = list(argv)
-    if argv[:1] == ["generate"]:
-        return parse(
-            GenerateConfig, argv[1:], description="Sample text.", command="generate"
-        )
-    return parse(TextGenerationConfig, argv, description=__doc__)
+    """The training options on `argv` (`--help` shows this module's docstring)
+    or the `generate` subcommand's, validated, without importing Keras."""
+    return parse_command(argv, TextGenerationConfig, __doc__, SUBCOMMANDS)

@@ -22,7 +22,12 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from tasks.common.config import ConfigError, TrainConfig, option, parse
+from tasks.common.config import (
+    ConfigError,
+    TrainConfig,
+    option,
+    parse_command,
+)
 from tasks.weather import data
 
 
@@ -123,12 +128,11 @@ def predict_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# name -> what parses the rest of the command line
+SUBCOMMANDS = {"predict": lambda rest: predict_parser().parse_args(rest)}
+
+
 def parse_options(argv: Sequence[str]):
-    """The options on `argv`, validated: the training ones (`--help` shows this
-    module's docstring), or the `predict` subcommand's. This module imports no
-    Keras: `python -m tasks.weather` reads the options first (`run_main`), so
-    --help and a bad value answer at once."""
-    argv = list(argv)
-    if argv[:1] == ["predict"]:
-        return predict_parser().parse_args(argv[1:])
-    return parse(WeatherConfig, argv, description=__doc__)
+    """The training options on `argv` (`--help` shows this module's docstring)
+    or the `predict` subcommand's, validated, without importing Keras."""
+    return parse_command(argv, WeatherConfig, __doc__, SUBCOMMANDS)
