@@ -29,6 +29,7 @@ _HOMES = {
     "evaluate": "training",
     "expected_retracing": "training",
     "fit": "training",
+    "load_checkpoint": "training",
     "optimizer": "training",
     "recurrent_layer": "training",
     "replica_weight_spread": "training",

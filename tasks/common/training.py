@@ -413,6 +413,17 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
                 os.remove(tmp)
 
 
+def load_checkpoint(model: keras.Model, path: str | os.PathLike) -> None:
+    """Loads a checkpoint written during training (weights and optimizer
+    state) into a freshly built, compiled `model`. Its optimizer is built
+    first, as `keras.saving.load_model` does: an unbuilt one would skip the
+    saved state with a UserWarning per optimizer, and a model saved after
+    that would hold no optimizer state for the next load to find."""
+    if model.optimizer is not None:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(path))
+
+
 def fit(
     model: keras.Model,
     train: ArrayBatches,
@@ -439,9 +450,7 @@ def fit(
     if _finished(run):
         print(f"{run.path}: training finished earlier; using its best.keras")
         if run.checkpoint.exists():
-            if model.optimizer is not None:  # so its saved state loads too
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(run.checkpoint))
+            load_checkpoint(model, run.checkpoint)
         plot_history(run.history, run.path)  # in case it died before the plots
         return _check_finite(model, read_history(run.history), run)
     past = _past_history(run, _completed_epochs(run))

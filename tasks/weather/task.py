@@ -268,7 +268,7 @@ def train_member(config, k, run, splits, validation, strategy, extra_callbacks):
         model.summary(print_fn=lambda line, **_: print(line))
     done = folder.path / "member_done.json"
     if done.exists():
-        model.load_weights(str(folder.checkpoint))
+        common.load_checkpoint(model, folder.checkpoint)
         return model, common.read_json(done)
     print(f"member {k + 1}/{config.members}, seed {member.seed}")
     history = common.fit(
