@@ -254,7 +254,8 @@ def conform(array, name: str, shape, dtype, what: str, any_rows: bool = False):
                 f"{what} for input '{name}' has values outside {target}'s range "
                 f"[{info.min}, {info.max}]."
             )
-    cast = array.astype(target)
+    with np.errstate(over="ignore"):  # a float beyond the range: the error below
+        cast = array.astype(target)
     if target.kind == "f" and np.isinf(cast).sum() > np.isinf(array).sum():
         raise ValueError(
             f"{what} for input '{name}' has values beyond {target}'s range."

@@ -2,6 +2,7 @@
 are atomic (no half-written artifact, no temporary leftovers)."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -262,10 +263,12 @@ def test_verify_inputs_are_checked_against_the_signature(tmp_path):
             model, tmp_path / "m.tflite", max_length=4, verify_inputs=np.ones((2, 4))
         )
     floats = h.randomize(keras.Sequential([keras.Input((4, 2)), keras_lstm.GRU(3)]))
-    with pytest.raises(ValueError, match="beyond float32's range"):
-        export.export_saved_model(
-            floats, tmp_path / "s", verify_inputs=np.full((1, 4, 2), 1e300)
-        )
+    with warnings.catch_warnings():  # the error, not NumPy's overflow warning
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="beyond float32's range"):
+            export.export_saved_model(
+                floats, tmp_path / "s", verify_inputs=np.full((1, 4, 2), 1e300)
+            )
     with pytest.raises(ValueError, match="outside int32's range"):
         export.export_saved_model(
             model, tmp_path / "s", verify_inputs=np.full((1, 4), 2**40)
