@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 import json
 import math
+import os
 import sys
 from typing import Any, Sequence, TypeVar
 
@@ -279,4 +280,8 @@ def run_main(package: str) -> None:
     at once; then runs the task's `main`, which reads them again (cheap)."""
     argv = sys.argv[1:]
     importlib.import_module(f"{package}.config").parse_options(argv)
+    # TensorFlow's C++ INFO lines ("XLA service ... initialized", ...) land in
+    # the middle of Keras' progress bars; its warnings and errors still show.
+    # TF_CPP_MIN_LOG_LEVEL=0 brings them back.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     importlib.import_module(f"{package}.task").main(argv)

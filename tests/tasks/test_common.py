@@ -135,6 +135,50 @@ def test_run_main_hands_the_command_line_to_the_task(monkeypatch):
     assert len(seen) == 2
 
 
+# A task package made of two in-memory modules whose `main` compiles a function
+# with XLA, started through `run_main` as `python -m tasks.<name>` starts one.
+XLA_TASK = """
+import sys, types
+config, task = types.ModuleType("probe.config"), types.ModuleType("probe.task")
+config.parse_options = lambda argv: None
+exec(
+    "def main(argv):\\n"
+    "    import tensorflow as tf\\n"
+    "    double = tf.function(lambda x: 2 * x, jit_compile=True)\\n"
+    "    print(float(double(tf.constant(1.5))))\\n",
+    task.__dict__,
+)
+sys.modules.update({"probe": types.ModuleType("probe"), "probe.config": config,
+                    "probe.task": task})
+from tasks.common.config import run_main
+run_main("probe")
+"""
+
+
+@pytest.mark.parametrize("level", [None, "0"])
+def test_run_main_hides_tensorflows_info_lines_unless_asked(level):
+    """`run_main` sets TF_CPP_MIN_LOG_LEVEL=1 before the task loads
+    TensorFlow, so its C++ INFO lines (here: the XLA service's, at the first
+    compile) stay out of Keras' progress bars; a value the user set wins."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    done = subprocess.run(
+        [sys.executable, "-c", XLA_TASK],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["3.0"]
+    lines = [x for x in done.stderr.splitlines() if x.startswith("I")]
+    xla_service = [x for x in lines if "XLA service" in x]
+    assert len(xla_service) == (0 if level is None else 1), done.stderr[-2000:]
+
+
 def test_the_seed_limit_is_the_one_keras_seeding_has():
     """--seed's range is checked up front because seeding refuses the rest
     with a NumPy traceback, after the run folder exists."""
