@@ -25,6 +25,7 @@ from tasks.common import multi_worker
 from tasks.common.checks import check_tensorboard
 from tasks.common.config import ConfigError, TrainConfig
 from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
+from tasks.common.interrupt import StopOnInterrupt
 from tasks.common.plots import plot_history, read_history
 from tasks.common.runs import (
     RunFolder,
@@ -476,6 +477,7 @@ def fit(
         shutil.rmtree(run.backup)
         return fit(model, train, validation, config, run, monitor, mode)
     callbacks = [
+        StopOnInterrupt(),  # a Ctrl-C stops the run between batches
         EpochOrder(train),
         ReseedEachEpoch(),
         EpochSeconds(),  # before CSVLogger, which writes the logs it adds to
@@ -578,7 +580,9 @@ def replica_weight_spread(model: keras.Model) -> float:
 
 def evaluate(model: keras.Model, batches: Any) -> dict[str, float]:
     """`model.evaluate` as a plain dict of floats."""
-    values = model.evaluate(batches, verbose=0, return_dict=True)
+    values = model.evaluate(
+        batches, verbose=0, return_dict=True, callbacks=[StopOnInterrupt()]
+    )
     return {name: float(value) for name, value in values.items()}
 
 

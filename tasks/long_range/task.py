@@ -249,9 +249,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except common.ConfigError as error:
         sys.exit(f"error: {error}")
     start = time.perf_counter()
-    try:
-        results = run_grid(config, run)
-    except KeyboardInterrupt:
-        sys.exit(common.INTERRUPTED)
+    results = common.interruptible(run_grid, config, run)
     table = write_report(config, run, results, time.perf_counter() - start)
     print(f"\n{table}\n\nrun folder: {run.path}")

@@ -369,12 +369,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         return predict_main(argv[1:])
     config = parse_options(argv)
     try:
-        _, run, metrics = train(config)
+        _, run, metrics = common.interruptible(train, config)
     except (ConfigError, BundledDataError, DatasetError) as error:
         common.discard_unstarted_run()  # so --resume latest skips it
         sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
-        sys.exit(common.INTERRUPTED)
     print(f"\nrun folder: {run.path}")
     epochs = [m["epochs_run"] for m in metrics["members"]]
     each = f" ({' + '.join(map(str, epochs))})" if len(epochs) > 1 else ""

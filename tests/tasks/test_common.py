@@ -6,8 +6,11 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 import warnings
 
 import keras
@@ -15,7 +18,7 @@ import numpy as np
 import pytest
 
 from tasks import common
-from tasks.common import bundled, config, runs
+from tasks.common import bundled, config, interrupt, runs
 from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
 
 
@@ -786,6 +789,82 @@ def test_ctrl_c_ends_a_task_with_one_line_saying_how_to_resume(name, monkeypatch
         task.main([])
     assert exit_info.value.code == common.INTERRUPTED
     assert "--resume latest" in common.INTERRUPTED
+
+
+main_thread_only = pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="Python handles signals in the main thread only",
+)
+
+
+@main_thread_only
+def test_first_ctrl_c_stops_fit_before_the_next_batch(capsys):
+    """The first Ctrl-C is noted, not raised where it lands (inside a
+    tf.function trace it surfaced as a TypeError); `StopOnInterrupt` raises it
+    before the next batch, and the block restores the previous handler."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((12, 3), "float32"), np.zeros((12, 1), "float32")
+    ended = []
+
+    class CtrlCAfterSecondBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            ended.append(batch)
+            if batch == 1:
+                signal.raise_signal(signal.SIGINT)
+                ended.append("noted")  # the handler returned: nothing raised
+
+    before = signal.getsignal(signal.SIGINT)
+    callbacks = [common.StopOnInterrupt(), CtrlCAfterSecondBatch()]
+    with pytest.raises(KeyboardInterrupt):
+        with common.deferred_interrupts():
+            model.fit(x, y, batch_size=2, callbacks=callbacks, verbose=0)
+    assert ended == [0, 1, "noted"]
+    assert capsys.readouterr().err.strip() == interrupt.NOTICE.strip()
+    assert signal.getsignal(signal.SIGINT) is before
+    # Noted where no batch follows: raised when the block ends.
+    with pytest.raises(KeyboardInterrupt):
+        with common.deferred_interrupts():
+            signal.raise_signal(signal.SIGINT)
+            ended.append("after")
+    assert ended[-1] == "after"
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_during_a_real_run_ends_it_with_one_line(tmp_path, presses):
+    """`python -m tasks.sentiment`, Ctrl-C once (stops before the next batch)
+    or twice (ends the process at once) soon after the model summary, while
+    `fit` traces and runs: the notice and the line saying how to resume, no
+    traceback, no "Exception ignored", no TensorFlow error about iterators
+    finalized at exit."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "tasks.sentiment", "--epochs", "3"]
+    command += ["--steps-per-epoch", "50", "--units", "4", "--verbose", "2"]
+    command += ["--runs-dir", str(tmp_path / "runs"), "--export-dir", ""]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it
+    run = subprocess.Popen(
+        command, cwd=root, env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for line in run.stdout:
+            if "Total params" in line:
+                break
+        time.sleep(0.5)
+        for _ in range(presses):
+            run.send_signal(signal.SIGINT)
+            time.sleep(0.3)
+        out, err = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 1, err[-2000:]
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert lines[-1] == common.INTERRUPTED, err[-2000:]
+    assert interrupt.NOTICE.strip() in lines
+    for sign in ("Traceback", "Exception ignored", "generator_dataset_op"):
+        assert sign not in err, err[-2000:]
+    assert "test accuracy" not in out  # it did stop
 
 
 def test_an_export_swap_killed_halfway_gets_the_previous_export_back(tmp_path):
