@@ -56,7 +56,7 @@ class LongRangeConfig(TrainConfig):
     gradient_length: int = option(
         -1,
         "T at which gradient flow is measured (one of --lengths; 0 = skip; "
-        "default: 200 if in --lengths, else the longest)",
+        "-1 = 200 if in --lengths, else the longest)",
     )
     epochs: int = option(20, "step budget = epochs x steps-per-epoch")
     steps_per_epoch: int = option(100, "batches between two validations")
@@ -167,8 +167,14 @@ def gates_parser() -> argparse.ArgumentParser:
         description="Heat map of the gates of a trained sentiment model on a review.",
     )
     parser.add_argument("review", help="the review text")
-    parser.add_argument("--model-dir", default="saved_models/sentiment")
-    parser.add_argument("--out", default="gates.png", help="PNG to write")
+    parser.add_argument(
+        "--model-dir",
+        default="saved_models/sentiment",
+        help="a sentiment export (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", default="gates.png", help="PNG to write (default: %(default)s)"
+    )
     parser.add_argument(
         "--values",
         default="",

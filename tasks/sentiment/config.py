@@ -73,7 +73,11 @@ def predict_parser() -> argparse.ArgumentParser:
         description="Probability that each review is positive.",
     )
     parser.add_argument("texts", nargs="+", help="reviews, one per argument")
-    parser.add_argument("--model-dir", default="saved_models/sentiment")
+    parser.add_argument(
+        "--model-dir",
+        default="saved_models/sentiment",
+        help="a sentiment export (default: %(default)s)",
+    )
     return parser
 
 

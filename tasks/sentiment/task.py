@@ -195,6 +195,11 @@ def load_exported(model_dir: str | Path):
             f"no trained model at {model_path}: train one with "
             "`python -m tasks.sentiment` (or pass --model-dir)"
         )
+    if not (model_dir / "vocabulary.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir} is not a sentiment export: it has no vocabulary.json "
+            "(another task's export?)"
+        )
     model = keras.saving.load_model(model_path)
     vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
     shape = model.inputs[0].shape

@@ -124,7 +124,11 @@ def predict_parser() -> argparse.ArgumentParser:
         description="Temperature forecasts from the last hours in a CSV.",
     )
     parser.add_argument("--csv", required=True, help="observations, bundled format")
-    parser.add_argument("--model-dir", default="saved_models/weather")
+    parser.add_argument(
+        "--model-dir",
+        default="saved_models/weather",
+        help="a weather export (default: %(default)s)",
+    )
     return parser
 
 

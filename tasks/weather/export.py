@@ -76,5 +76,10 @@ def load_exported(model_dir: str | Path) -> tuple[keras.Model, dict]:
             f"no trained model at {model_path}: train one with "
             "`python -m tasks.weather` (or pass --model-dir)"
         )
+    if not (Path(model_dir) / "normalization.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir} is not a weather export: it has no normalization.json "
+            "(another task's export?)"
+        )
     stats = json.loads((Path(model_dir) / "normalization.json").read_text())
     return keras.saving.load_model(model_path), stats

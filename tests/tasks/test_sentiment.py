@@ -408,6 +408,14 @@ def test_predict_on_another_tasks_export_is_one_line(tmp_path, capsys):
         sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "is not a sentiment export" in capsys.readouterr().err
+    # A weather export has a model.keras but no vocabulary.json: named too,
+    # not "[Errno 2] No such file or directory".
+    (tmp_path / "vocabulary.json").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "is not a sentiment export: it has no vocabulary.json" in err
+    assert "Errno" not in err
 
 
 def test_bad_input_from_the_command_line_prints_no_traceback():

@@ -722,6 +722,16 @@ def test_predict_blames_the_model_folder_not_the_csv(tmp_path):
     assert str(exit_info.value.code).startswith(
         f"error: --model-dir={tmp_path}: no trained model at"
     )
+    # Another task's export: a model.keras but no normalization.json.
+    (tmp_path / "model.keras").write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_info:
+        weather.predict_main(
+            ["--csv", "tasks/weather/example_recent.csv", "--model-dir", str(tmp_path)]
+        )
+    assert exit_info.value.code == (
+        f"error: --model-dir={tmp_path}: {tmp_path} is not a weather export: it "
+        "has no normalization.json (another task's export?)"
+    )
 
 
 def test_an_export_that_reloads_differently_is_not_installed(tmp_path, monkeypatch):
