@@ -251,5 +251,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} (majority class "
         f"{metrics['majority_class_accuracy']:.4f}), "
-        f"{metrics['epochs_run']} epochs, {metrics['train_seconds_this_session']} s"
+        f"{metrics['epochs_run']} epochs, "
+        f"{metrics['train_seconds_this_session']} s training this session"
     )

@@ -280,5 +280,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     print(
         f"{metrics['steps_run']} steps in {metrics['epochs_run']} epochs, "
-        f"{metrics['train_seconds_this_session']} s\n\n{metrics['sample']}"
+        f"{metrics['train_seconds_this_session']} s training this session"
+        f"\n\n{metrics['sample']}"
     )

@@ -181,6 +181,7 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
     policy = common.set_precision(config.mixed_precision)
     prepared = load_data(config)
     splits = {split: split_arrays(prepared, split) for split in data.SPLITS}
+    print(f"data ({config.dataset}):")
     for key, value in prepared.report.items():
         print(f"  {key}: {value}")
     validation = ArrayBatches(*splits["validation"], 1024)
@@ -378,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     each = f" ({' + '.join(map(str, epochs))})" if len(epochs) > 1 else ""
     print(
         f"test MAE (°C), {metrics['epochs_run']} epochs{each}, "
-        f"{metrics['train_seconds_this_session']} s training"
+        f"{metrics['train_seconds_this_session']} s training this session"
     )
     for name, by_horizon in metrics["test_mae"].items():
         cells = "  ".join(f"+{h} h {v:5.2f}" for h, v in by_horizon.items())
