@@ -247,7 +247,11 @@ def _compiled_loop(layer):
         held = _SHARED.get(key)
     if held is None:
         forwards = _reference_loop(layer, go_backwards=False)
-        held = _Loop(tf.function(forwards, jit_compile=True, autograph=False))
+        held = _Loop(
+            tf.function(
+                forwards, jit_compile=True, autograph=False, reduce_retracing=True
+            )
+        )
         if key is not None:
             _SHARED[key] = held
     object.__setattr__(layer, _OWN, held)  # not tracked by Keras

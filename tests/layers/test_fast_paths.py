@@ -789,6 +789,42 @@ def test_tensorflow_xla_compiles_once_for_both_directions_and_a_short_batch():
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
+def test_tensorflow_xla_eager_calls_of_many_lengths_retrace_quietly():
+    """Called eagerly on sequences of eight lengths (as in a notebook), the
+    compiled loop traces at most twice, the second time with the shapes
+    relaxed, instead of once per length, which made TensorFlow warn
+    "triggered tf.function retracing" from the fifth length on (the built-in
+    printed nothing). Every output equals the built-in's."""
+    import logging
+
+    import tensorflow as tf
+
+    from keras_lstm.fused import tf_xla
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    # Arguments no other test uses, so that the loop is compiled here first.
+    kwargs = {"return_sequences": True, "unit_forget_bias": False, "use_bias": False}
+    ours = keras_lstm.LSTM(5, **kwargs)
+    builtin = keras.layers.LSTM(5, **kwargs)
+    ours.build((None, None, FEATURES))
+    builtin.build((None, None, FEATURES))
+    builtin.set_weights(randomize(ours))
+    rng = np.random.default_rng(3)
+    tf.get_logger().addHandler(handler)
+    try:
+        for steps in range(3, 11):
+            x = rng.standard_normal((16, steps, FEATURES)).astype("float32")
+            assert_all_close(ours(x, training=False), builtin(x, training=False))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    compiled = tf_xla._compiled_loop(ours)
+    assert compiled.experimental_get_tracing_count() <= 2
+    assert not [m for m in messages if "retracing" in m], messages
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA path is TensorFlow's")
 def test_tensorflow_xla_loops_are_not_shared_between_different_activations():
     """A config names a plain function by its name only: two functions made by
     one factory (or one redefined in a notebook) look alike there, but each
