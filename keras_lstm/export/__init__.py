@@ -576,8 +576,7 @@ def tflite_op_names(tflite: bytes | str | pathlib.Path) -> list[str]:
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    if not isinstance(tflite, bytes):
-        tflite = pathlib.Path(tflite).read_bytes()
+    tflite = _tflite_bytes(tflite)
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
     builtin = {
         code: name
@@ -595,6 +594,23 @@ def tflite_op_names(tflite: bytes | str | pathlib.Path) -> list[str]:
             else:
                 names.append(builtin[number])
     return names
+
+
+def _tflite_bytes(tflite: bytes | str | pathlib.Path) -> bytes:
+    """A .tflite's bytes; a path that is not one raises, naming it (else a
+    folder gave IsADirectoryError and another file LiteRT's "not a valid
+    Flatbuffer buffer")."""
+    if isinstance(tflite, bytes):
+        data, what = tflite, "These bytes are"
+    else:
+        path = pathlib.Path(tflite)
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "missing"
+            raise ValueError(f"{path} is not a .tflite file: it is {kind}.")
+        data, what = path.read_bytes(), f"{path} is"
+    if data[4:8] != b"TFL3":  # the TFLite schema's file identifier
+        raise ValueError(f"{what} not a TFLite model (no TFL3 identifier).")
+    return data
 
 
 def tflite_runner(
@@ -625,6 +641,7 @@ def tflite_runner(
     run(inputs=ids.astype("int32"))["output_0"]
     ```
     """
+    data = _tflite_bytes(tflite)
     id_rows = {}
     if not isinstance(tflite, bytes):
         report = _files.report_path(pathlib.Path(tflite))
@@ -634,8 +651,7 @@ def tflite_runner(
                 for entry in json.loads(report.read_text()).get("inputs", [])
                 if "embedding_rows" in entry
             }
-        tflite = pathlib.Path(tflite).read_bytes()
-    interpreter, _ = _interpreter(tflite, num_threads=num_threads)
+    interpreter, _ = _interpreter(data, num_threads=num_threads)
     runner = interpreter.get_signature_runner("serving_default")
     details = runner.get_input_details()
 

@@ -282,6 +282,25 @@ def test_verify_inputs_are_checked_against_the_signature(tmp_path):
     assert report["cases"][0]["case"] == "given verify_inputs" and report["passed"]
 
 
+def test_tflite_readers_name_a_path_that_is_not_a_tflite(tmp_path):
+    """A folder (a SavedModel, say), a missing path or another file: one
+    ValueError naming the path, not IsADirectoryError or LiteRT's "not a
+    valid Flatbuffer buffer"."""
+    (tmp_path / "notes.tflite").write_text("not a model at all")
+    cases = {
+        tmp_path: "is not a .tflite file: it is a folder",
+        tmp_path / "missing.tflite": "is not a .tflite file: it is missing",
+        tmp_path / "notes.tflite": "is not a TFLite model",
+    }
+    for path, message in cases.items():
+        for reader in (export.tflite_op_names, export.tflite_runner):
+            with pytest.raises(ValueError, match=message) as error:
+                reader(path)
+            assert str(path) in str(error.value)
+    with pytest.raises(ValueError, match="These bytes are not a TFLite model"):
+        export.tflite_runner(b"x" * 16)
+
+
 def test_tflite_runner_checks_its_inputs(tmp_path):
     model = lstm_model()
     export.export_tflite(model, tmp_path / "m.tflite", max_length=4)
