@@ -830,13 +830,35 @@ def test_first_ctrl_c_stops_fit_before_the_next_batch(capsys):
     assert ended[-1] == "after"
 
 
-@pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_during_a_real_run_ends_it_with_one_line(tmp_path, presses):
-    """`python -m tasks.sentiment`, Ctrl-C once (stops before the next batch)
-    or twice (ends the process at once) soon after the model summary, while
-    `fit` traces and runs: the notice and the line saying how to resume, no
-    traceback, no "Exception ignored", no TensorFlow error about iterators
-    finalized at exit."""
+@main_thread_only
+def test_second_ctrl_c_ends_the_process_at_once(capsys, monkeypatch):
+    """A second Ctrl-C does not wait for a safe point: it prints the line
+    saying how to resume and ends the process (os._exit, as a kill would)."""
+    exits = []
+
+    def exit_now(status):
+        exits.append(status)
+        raise SystemExit(status)  # os._exit would end pytest too
+
+    monkeypatch.setattr(interrupt, "_exit_now", exit_now)
+    reached = []
+    with pytest.raises(SystemExit):
+        with common.deferred_interrupts():
+            signal.raise_signal(signal.SIGINT)
+            reached.append("first noted")
+            signal.raise_signal(signal.SIGINT)
+            reached.append("after the second")
+    assert reached == ["first noted"] and exits == [1]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == common.INTERRUPTED
+    assert interrupt.NOTICE.strip() in err
+
+
+def test_ctrl_c_during_a_real_run_ends_it_with_one_line(tmp_path):
+    """`python -m tasks.sentiment`, Ctrl-C soon after the model summary, while
+    `fit` traces and runs: it stops before the next batch with the notice and
+    the line saying how to resume, no traceback, no "Exception ignored", no
+    TensorFlow error about iterators finalized at exit."""
     root = pathlib.Path(__file__).resolve().parents[2]
     command = [sys.executable, "-m", "tasks.sentiment", "--epochs", "3"]
     command += ["--steps-per-epoch", "50", "--units", "4", "--verbose", "2"]
@@ -852,9 +874,7 @@ def test_ctrl_c_during_a_real_run_ends_it_with_one_line(tmp_path, presses):
             if "Total params" in line:
                 break
         time.sleep(0.5)
-        for _ in range(presses):
-            run.send_signal(signal.SIGINT)
-            time.sleep(0.3)
+        run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=300)
     finally:
         run.kill()
