@@ -421,7 +421,11 @@ def load_checkpoint(model: keras.Model, path: str | os.PathLike) -> None:
     saved state with a UserWarning per optimizer, and a model saved after
     that would hold no optimizer state for the next load to find."""
     if model.optimizer is not None:
-        model.optimizer.build(model.trainable_variables)
+        # Inside the model's distribution strategy, as Keras builds it: Adam's
+        # slots of a MirroredStrategy model cannot be made outside its scope.
+        strategy = getattr(model, "distribute_strategy", None)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model.optimizer.build(model.trainable_variables)
     model.load_weights(str(path))
 
 
