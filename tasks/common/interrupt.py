@@ -6,11 +6,11 @@ inside a garbage-collection or weak-reference callback Python only printed
 "Exception ignored ... KeyboardInterrupt" and the run went on (3 of 5 tries
 on a tiny sentiment run). So while a task runs (`interruptible`), the first
 Ctrl-C only takes note, and the run stops at the next safe point: before the
-next batch of `fit`, `evaluate` or `predict` (`StopOnInterrupt`, a Keras
-callback that `common.fit` and `common.evaluate` add), or when the task's
-work returns. A second Ctrl-C ends the process at once, as a kill would:
-every file a run writes is written atomically, so `--resume` continues it
-either way.
+next batch of `fit` or `evaluate` (`StopOnInterrupt`, a Keras callback that
+`common.fit` and `common.evaluate` add; it works in `predict` too), or when
+the task's work returns. A second Ctrl-C ends the process at once (SIGINT's
+default action), as a kill would: every file a run writes is written
+atomically, so `--resume` continues it either way.
 """
 
 from __future__ import annotations
@@ -27,29 +27,31 @@ import keras
 
 from tasks.common.runs import INTERRUPTED
 
-NOTICE = "\nCtrl-C: stopping before the next batch (press it again to stop at once)"
+NOTICE = (
+    "\nCtrl-C: stopping before the next batch (press it again to stop at once; "
+    "either way, continue with --resume latest)"
+)
 
 _pending = threading.Event()
-_exit_now = os._exit  # no cleanup, as a kill (a test replaces it)
 
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[None]:
     """Within this block the first Ctrl-C raises KeyboardInterrupt only at the
-    next `stop_if_interrupted` (at the latest when the block ends); a second
-    one prints `INTERRUPTED` and ends the process. Outside the main thread,
-    where Python cannot handle signals, it changes nothing."""
-    if threading.current_thread() is not threading.main_thread():
+    next `stop_if_interrupted` (at the latest when the block ends), and gives
+    SIGINT back its default action, so that a second one ends the process at
+    once, even inside a long TensorFlow step where no Python handler runs.
+    Changes nothing outside the main thread (where Python cannot handle
+    signals) or where SIGINT is ignored (a background job)."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
 
     def take_note(signum, frame):
-        if _pending.is_set():
-            print(INTERRUPTED, file=sys.stderr, flush=True)
-            sys.stdout.flush()
-            _exit_now(1)
         _pending.set()
-        print(NOTICE, file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.write(2, (NOTICE + "\n").encode())  # no print: stdout may be mid-write
 
     _pending.clear()
     previous = signal.signal(signal.SIGINT, take_note)
@@ -72,13 +74,28 @@ def interruptible(work: Callable[..., Any], *args: Any) -> Any:
     with the one line `INTERRUPTED` (status 1), no traceback."""
     try:
         with deferred_interrupts():
-            return work(*args)
+            try:
+                return work(*args)
+            except BrokenPipeError:
+                # `... | tee log`: Ctrl-C ended tee as well, and the progress
+                # bar's next write hit the closed pipe before the next batch.
+                if not _pending.is_set():
+                    raise
+                _silence_stdout()  # else Python's last flush at exit fails too
+                raise KeyboardInterrupt from None
     except KeyboardInterrupt:
         pass
     # Out of the except block, whose traceback kept fit's data iterators
     # alive: finalized at exit, TensorFlow logged an error for each.
     gc.collect()
     sys.exit(INTERRUPTED)
+
+
+def _silence_stdout() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a replaced sys.stdout)
+        pass
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
