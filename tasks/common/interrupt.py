@@ -92,10 +92,13 @@ def interruptible(work: Callable[..., Any], *args: Any) -> Any:
 
 
 def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # no file descriptor (a replaced sys.stdout)
         pass
+    finally:
+        os.close(devnull)
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
