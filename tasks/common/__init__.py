@@ -25,6 +25,7 @@ _HOMES = {
     "RunFolder": "runs",
     "atomic_dir": "runs",
     "atomic_path": "runs",
+    "check_export_of": "runs",
     "discard_unstarted_run": "runs",
     "read_json": "runs",
     "write_json": "runs",

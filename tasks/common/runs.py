@@ -180,15 +180,51 @@ EXPORT_NAMES = {
     "model.keras", "vocabulary.json", "normalization.json", "export_report.json",
     "saved_model", "saved_model.json", "model.tflite", "model.tflite.json",
     "generator", "generator.json", "generator.tflite", "generator.tflite.json",
+    "task.json",
 }  # fmt: skip
 
+# {"task": <name>}, written into every task export by `atomic_dir`.
+TASK_FILE = "task.json"
 
-def check_export_dir(path: str | os.PathLike) -> Path:
+
+def export_task(folder: str | os.PathLike) -> str | None:
+    """The task whose export `folder` holds: its `task.json`, else (exports
+    written before there was one) a file that only one task writes; None when
+    that cannot tell (no export, or sentiment's and text generation's
+    `model.keras` + `vocabulary.json` alone, as on jax or torch)."""
+    folder = Path(folder)
+    try:
+        task = json.loads((folder / TASK_FILE).read_text()).get("task")
+        return task if isinstance(task, str) else None
+    except (OSError, ValueError, AttributeError):
+        pass
+    if (folder / "normalization.json").exists():
+        return "weather"
+    if (folder / "generator").exists() or (folder / "generator.tflite").exists():
+        return "text_generation"
+    if (folder / "saved_model").exists() and (folder / "vocabulary.json").exists():
+        return "sentiment"
+    return None
+
+
+def check_export_of(folder: str | os.PathLike, task: str) -> None:
+    """Raises ValueError if `folder` holds another task's export (`export_task`):
+    for the commands that load an export, before they read its files."""
+    owner = export_task(folder)
+    if owner not in (None, task):
+        raise ValueError(
+            f"{folder} is a {owner} export, not a {task} one (pass the {task} "
+            f"export's folder, by default saved_models/{task})"
+        )
+
+
+def check_export_dir(path: str | os.PathLike, task: str | None = None) -> Path:
     """`path` resolved, if a task may write its export folder there: a new or
-    empty folder, or an earlier export (`model.keras` and only `EXPORT_NAMES`).
+    empty folder, or an earlier export (`model.keras` and only `EXPORT_NAMES`)
+    of the same `task` (`export_task`; any task's if None or unknown).
     Anything else (a file; a folder of other things, such as `saved_models/`
-    itself or the working directory) raises ConfigError naming it: the export
-    replaces the whole folder."""
+    itself or the working directory; another task's export) raises
+    ConfigError naming it: the export replaces the whole folder."""
     final = Path(path).resolve()
     if final.is_file() or final.is_symlink():
         raise ConfigError(f"--export-dir={str(path)!r}: {final} is a file")
@@ -209,17 +245,25 @@ def check_export_dir(path: str | os.PathLike) -> Path:
             f"--export-dir={str(path)!r}: {final} is {what}, and the export "
             "replaces the whole folder; give a new one, e.g. saved_models/<task>"
         )
+    owner = export_task(final) if names and task else None
+    if owner not in (None, task):
+        raise ConfigError(
+            f"--export-dir={str(path)!r}: {final} holds a {owner} export, which "
+            f"this {task} export would replace; give another folder, e.g. "
+            f"saved_models/{task}"
+        )
     return final
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(final: str | os.PathLike, task: str | None = None) -> Iterator[Path]:
     """Yields an empty temporary sibling folder; swaps it in for `final` on success.
 
     An existing `final` is replaced only once the new folder is complete, so
     readers see the old export or the new one, never a half-written mix; and
-    only if it is an earlier export (`check_export_dir`, checked again before
-    the swap; else ConfigError and the old folder is left untouched).
+    only if it is an earlier export of `task` (`check_export_dir`, checked
+    again before the swap; else ConfigError and the old folder is left
+    untouched). With a `task`, the folder gets its `task.json`.
     """
     given, final = final, Path(final).resolve()
     aside = f".{final.name}.old-"  # + time in ns: the newest sorts last
@@ -227,7 +271,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         kept = sorted(final.parent.glob(aside + "*"), key=_aside_time)
         if kept:  # the export set aside last (older ones may be half deleted)
             os.replace(kept[-1], final)
-    final = check_export_dir(given)
+    final = check_export_dir(given, task)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     old = final.with_name(f"{aside}{time.time_ns()}")
@@ -235,7 +279,9 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        check_export_dir(final)
+        if task:
+            (tmp / TASK_FILE).write_text(json.dumps({"task": task}) + "\n")
+        check_export_dir(final, task)
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)

@@ -200,7 +200,7 @@ def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
     check_tensorboard(config)
     export_dir = getattr(config, "export_dir", "")
     if export_dir:
-        final = check_export_dir(export_dir)
+        final = check_export_dir(export_dir, task)
         runs = Path(config.runs_dir).resolve() / task  # where this task's runs go
         if runs == final or final in runs.parents or runs in final.parents:
             raise ConfigError(

@@ -42,7 +42,7 @@ def _check_texts(vocabulary: list[str], length: int, seed: int = 0) -> list[str]
 
 def write(model, vocabulary: list[str], length: int, out_dir: Path) -> dict:
     """Writes `out_dir` atomically; returns the verification report."""
-    with atomic_dir(out_dir) as folder:
+    with atomic_dir(out_dir, "sentiment") as folder:
         return _write_into(folder, model, vocabulary, length)
 
 

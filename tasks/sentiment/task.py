@@ -195,6 +195,7 @@ def load_exported(model_dir: str | Path):
             f"no trained model at {model_path}: train one with "
             "`python -m tasks.sentiment` (or pass --model-dir)"
         )
+    common.check_export_of(model_dir, "sentiment")
     if not (model_dir / "vocabulary.json").is_file():
         raise FileNotFoundError(
             f"{model_dir} is not a sentiment export: it has no vocabulary.json "

@@ -31,7 +31,7 @@ CHECK = dict(length=200, temperature=1.0, top_k=None, seed=0)
 def write(model, vocabulary: list[str], out_dir: Path) -> dict:
     """Writes `out_dir` atomically (`tasks.common.atomic_dir`); returns the
     verification report."""
-    with common.atomic_dir(out_dir) as folder:
+    with common.atomic_dir(out_dir, "text_generation") as folder:
         return _write_into(folder, model, vocabulary)
 
 
@@ -131,6 +131,7 @@ def generate(
             f"no trained model at {needed}: train one with "
             "`python -m tasks.text_generation` (or pass --model-dir)"
         )
+    common.check_export_of(model_dir, "text_generation")
     vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
     if not (
         isinstance(vocabulary, list)

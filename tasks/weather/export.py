@@ -25,7 +25,7 @@ def write(model: keras.Model, stats: dict, out_dir: Path) -> dict:
     """Writes `out_dir` atomically; returns the largest reload difference."""
     shape = (4, stats["lookback"], len(stats["inputs"]))
     probe = np.random.default_rng(0).normal(size=shape).astype("float32")
-    with common.atomic_dir(out_dir) as folder:
+    with common.atomic_dir(out_dir, "weather") as folder:
         model.save(folder / "model.keras")
         (folder / "normalization.json").write_text(json.dumps(stats, indent=2))
         reloaded = keras.saving.load_model(folder / "model.keras")
@@ -76,6 +76,7 @@ def load_exported(model_dir: str | Path) -> tuple[keras.Model, dict]:
             f"no trained model at {model_path}: train one with "
             "`python -m tasks.weather` (or pass --model-dir)"
         )
+    common.check_export_of(model_dir, "weather")
     if not (Path(model_dir) / "normalization.json").is_file():
         raise FileNotFoundError(
             f"{model_dir} is not a weather export: it has no normalization.json "

@@ -498,6 +498,53 @@ def test_export_dir_must_be_new_empty_or_an_earlier_export(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_an_export_of_another_task_is_not_replaced(tmp_path):
+    """--export-dir naming another task's export (say a weather run pointed at
+    saved_models/sentiment) stops before training, the export untouched; the
+    same task's export is replaced. Each export says its task in task.json;
+    older ones are told by a file only one task writes."""
+    sentiment = tmp_path / "sentiment"
+    with runs.atomic_dir(sentiment, "sentiment") as folder:
+        (folder / "model.keras").write_text("sentiment model")
+        (folder / "vocabulary.json").write_text("[]")
+    assert json.loads((sentiment / "task.json").read_text()) == {"task": "sentiment"}
+    assert runs.export_task(sentiment) == "sentiment"
+    message = "holds a sentiment export, which this weather export would replace"
+    with pytest.raises(common.ConfigError, match=message):
+        common.start_run("weather", WithExport(export_dir=str(sentiment), runs_dir="r"))
+    with pytest.raises(common.ConfigError, match=message):
+        with runs.atomic_dir(sentiment, "weather") as folder:
+            (folder / "model.keras").write_text("weather model")
+    assert (sentiment / "model.keras").read_text() == "sentiment model"
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="is a sentiment export, not a weather one"):
+        common.check_export_of(sentiment, "weather")
+    common.check_export_of(sentiment, "sentiment")
+    with runs.atomic_dir(sentiment, "sentiment") as folder:  # the same task's
+        (folder / "model.keras").write_text("newer")
+    assert (sentiment / "model.keras").read_text() == "newer"
+
+    # Exports written before task.json: told apart by their files where they can be.
+    for files, task in [
+        (["normalization.json"], "weather"),
+        (["vocabulary.json", "generator"], "text_generation"),
+        (["vocabulary.json", "saved_model"], "sentiment"),
+        (["vocabulary.json"], None),  # sentiment or text generation off TensorFlow
+    ]:
+        old = tmp_path / "old" / "_".join(files)
+        old.mkdir(parents=True)
+        for name in ["model.keras", *files]:
+            (old / name).mkdir() if "." not in name else (old / name).write_text("")
+        assert runs.export_task(old) == task, files
+        others = {"weather", "sentiment", "text_generation"} - {task}
+        for other in sorted(others):
+            if task is None:
+                assert runs.check_export_dir(old, other) == old.resolve()
+            else:
+                with pytest.raises(common.ConfigError, match=f"holds a {task} export"):
+                    runs.check_export_dir(old, other)
+
+
 def test_resume_keeps_the_saved_options_and_rejects_changed_ones(tmp_path):
     first, run = common.start_run(
         "demo", WithExport(width=3, runs_dir=str(tmp_path), export_dir="out")

@@ -147,6 +147,7 @@ def test_tiny_run_learns_and_writes_every_artifact(trained):
     assert saved["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert json.loads((run.path / "config.json").read_text())["units"] == 4
     export = Path(config.export_dir)
+    assert json.loads((export / "task.json").read_text()) == {"task": "sentiment"}
     report = json.loads((export / "export_report.json").read_text())
     assert report["keras_reload_max_abs_diff"] <= 1e-5
     if keras.backend.backend() == "tensorflow":
@@ -415,6 +416,11 @@ def test_predict_on_another_tasks_export_is_one_line(tmp_path, capsys):
         sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert "is not a sentiment export: it has no vocabulary.json" in err
+    # An export that says its task (task.json) is named by it.
+    (tmp_path / "task.json").write_text('{"task": "weather"}')
+    with pytest.raises(SystemExit) as exit_info:
+        sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
+    assert "is a weather export, not a sentiment one" in capsys.readouterr().err
     assert "Errno" not in err
 
 

@@ -278,6 +278,7 @@ def test_tiny_run_writes_scores_and_every_artifact(trained):
 def test_exported_generators_give_the_keras_text(trained):
     config, model, _, _ = trained
     folder = Path(config.export_dir)
+    assert json.loads((folder / "task.json").read_text()) == {"task": "text_generation"}
     report = json.loads((folder / "export_report.json").read_text())
     assert report["keras_reload_max_abs_diff"] <= 1e-5
     assert report["saved_model_max_abs_diff"] <= 1e-5
@@ -427,6 +428,9 @@ def test_generate_names_another_tasks_export(tmp_path):
     (tmp_path / "model.keras").write_text("not read")
     (tmp_path / "vocabulary.json").write_text(json.dumps(["", "[UNK]", "movie"]))
     with pytest.raises(ValueError, match="is not a text_generation export"):
+        exporter.generate(tmp_path, "ROMEO:", 5)
+    (tmp_path / "task.json").write_text('{"task": "sentiment"}')
+    with pytest.raises(ValueError, match="is a sentiment export, not a text_gen"):
         exporter.generate(tmp_path, "ROMEO:", 5)
 
 

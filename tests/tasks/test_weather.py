@@ -328,7 +328,7 @@ def test_tiny_run_writes_metrics_plots_and_export(trained):
         assert all(0 < v < 20 for v in maes.values())
     assert metrics["data"]["windows_test"] > 1000
     assert metrics["export"]["keras_max_abs_diff"] < 1e-5
-    expected = {"model.keras", "normalization.json"}
+    expected = {"model.keras", "normalization.json", "task.json"}
     if keras.backend.backend() == "tensorflow":
         expected |= {"saved_model", "saved_model.json", "model.tflite"}
         expected |= {"model.tflite.json"}
@@ -731,6 +731,17 @@ def test_predict_blames_the_model_folder_not_the_csv(tmp_path):
     assert exit_info.value.code == (
         f"error: --model-dir={tmp_path}: {tmp_path} is not a weather export: it "
         "has no normalization.json (another task's export?)"
+    )
+    # An export that says its task (task.json) is named by it.
+    (tmp_path / "task.json").write_text('{"task": "sentiment"}')
+    with pytest.raises(SystemExit) as exit_info:
+        weather.predict_main(
+            ["--csv", "tasks/weather/example_recent.csv", "--model-dir", str(tmp_path)]
+        )
+    assert exit_info.value.code == (
+        f"error: --model-dir={tmp_path}: {tmp_path} is a sentiment export, not a "
+        "weather one (pass the weather export's folder, by default "
+        "saved_models/weather)"
     )
 
 
