@@ -48,6 +48,19 @@ def one_of(name: str, value, choices: tuple):
     return value
 
 
+def equal_to_one_of(name: str, value, choices: tuple):
+    """The choice that `value` equals, as the built-ins' `value not in choices`
+    accepts it (1, np.True_ for True), returned as the choice itself (a plain
+    bool, which a config can save)."""
+    for choice in choices:
+        try:
+            if bool(value == choice):
+                return choice
+        except (TypeError, ValueError):  # an array: ambiguous truth value
+            break
+    raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
+
+
 def sequences_shape(layer_name: str, shape) -> None:
     """`sequences` must be (batch, timesteps, features)."""
     if len(shape) != 3:

@@ -160,7 +160,9 @@ class RecurrentLayer(keras.layers.RNN):
 
     def __init__(self, cell, use_cudnn="auto", **kwargs):
         super().__init__(cell, **kwargs)
-        self.use_cudnn = _checks.one_of("use_cudnn", use_cudnn, ("auto", True, False))
+        self.use_cudnn = _checks.equal_to_one_of(
+            "use_cudnn", use_cudnn, ("auto", True, False)
+        )
 
     units = cell_property("units")
     activation = cell_property("activation")

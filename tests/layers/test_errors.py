@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.layers.helpers import OURS
+from tests.layers.helpers import BUILTIN, OURS
 
 KINDS = ["lstm", "gru"]
 
@@ -30,6 +30,25 @@ def test_dropout_rates(kind, name, value):
 def test_use_cudnn(kind):
     with pytest.raises(ValueError, match=r"`use_cudnn`.*use_cudnn='yes'"):
         OURS[kind](4, use_cudnn="yes")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "value", [1, 0, 1.0, np.True_, np.False_, "auto", 2, "yes", None, np.array([1, 1])]
+)
+def test_use_cudnn_accepts_what_the_builtin_accepts(kind, value):
+    """The built-in checks `use_cudnn not in ("auto", True, False)`, so 1 and
+    np.True_ pass; ours takes them too, kept as the plain value they equal
+    (a config with np.True_ would not save as JSON)."""
+    try:
+        BUILTIN[kind](4, use_cudnn=value)
+    except ValueError:
+        with pytest.raises(ValueError, match=r"`use_cudnn` must be one of"):
+            OURS[kind](4, use_cudnn=value)
+        return
+    layer = OURS[kind](4, use_cudnn=value)
+    assert type(layer.use_cudnn) is (str if value == "auto" else bool)
+    assert layer.use_cudnn == value
 
 
 @pytest.mark.parametrize("kind", KINDS)
