@@ -1150,8 +1150,7 @@ def _control_flow_gradients(use_cudnn, construct, training, units, outer_tape):
         ("map_fn", False, 8, True),
         ("map_fn over tf.function", True, 8, True),
         ("cond", True, 8, False),
-        ("cond", True, 256, True),
-        ("cond", False, 256, True),
+        ("cond", True, 256, True),  # the batch unknown in the graph
         ("switch_case", True, 8, False),
     ],
 )
