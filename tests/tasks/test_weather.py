@@ -715,30 +715,24 @@ def test_resume_may_point_at_a_moved_jena_csv(tmp_path):
 
 
 def test_predict_blames_the_model_folder_not_the_csv(tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        weather.predict_main(
-            ["--csv", "tasks/weather/example_recent.csv", "--model-dir", str(tmp_path)]
-        )
-    assert str(exit_info.value.code).startswith(
-        f"error: --model-dir={tmp_path}: no trained model at"
-    )
+    def error():
+        with pytest.raises(SystemExit) as exit_info:
+            weather.predict_main(
+                ["--csv", "tasks/weather/example_recent.csv"]
+                + ["--model-dir", str(tmp_path)]
+            )
+        return str(exit_info.value.code)
+
+    assert error().startswith(f"error: --model-dir={tmp_path}: no trained model at")
     # Another task's export: a model.keras but no normalization.json.
     (tmp_path / "model.keras").write_bytes(b"")
-    with pytest.raises(SystemExit) as exit_info:
-        weather.predict_main(
-            ["--csv", "tasks/weather/example_recent.csv", "--model-dir", str(tmp_path)]
-        )
-    assert exit_info.value.code == (
+    assert error() == (
         f"error: --model-dir={tmp_path}: {tmp_path} is not a weather export: it "
         "has no normalization.json (another task's export?)"
     )
     # An export that says its task (task.json) is named by it.
     (tmp_path / "task.json").write_text('{"task": "sentiment"}')
-    with pytest.raises(SystemExit) as exit_info:
-        weather.predict_main(
-            ["--csv", "tasks/weather/example_recent.csv", "--model-dir", str(tmp_path)]
-        )
-    assert exit_info.value.code == (
+    assert error() == (
         f"error: --model-dir={tmp_path}: {tmp_path} is a sentiment export, not a "
         "weather one (pass the weather export's folder, by default "
         "saved_models/weather)"
