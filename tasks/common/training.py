@@ -346,17 +346,29 @@ class ReseedEachEpoch(keras.callbacks.Callback):
 
     Weight backups do not hold seed-generator states, so without this a resumed
     run would draw other dropout masks than the uninterrupted run.
+
+    On torch, Keras draws the masks of a layer built without a seed (Dropout,
+    our cells and the built-ins' alike) from torch's global generator instead
+    (the unseeded branch of keras/src/backend/torch/random.py `dropout`), so
+    that generator is seeded from the model's seeds and the epoch too.
     """
 
     STEPS_PER_EPOCH = 2**20  # room for this many random draws per epoch
 
     def on_epoch_begin(self, epoch, logs=None):
+        seeds = []
         for variable in self.model.variables:
             if variable.path.endswith("seed_generator_state"):
                 seed = int(keras.ops.convert_to_numpy(variable.value)[0])
+                seeds.append(seed % 2**32)
                 variable.assign(
                     np.array([seed, epoch * self.STEPS_PER_EPOCH], dtype=variable.dtype)
                 )
+        if seeds and keras.backend.backend() == "torch":
+            import torch
+
+            state = np.random.SeedSequence([*seeds, epoch]).generate_state(1)
+            torch.manual_seed(int(state[0]))
 
 
 def _completed_epochs(run: RunFolder) -> int:
