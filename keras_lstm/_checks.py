@@ -69,6 +69,11 @@ def sequences_shape(layer_name: str, shape) -> None:
             "(batch, timesteps, features). "
             f"Received: sequences.shape={tuple(shape)}"
         )
+    if shape[1] == 0:  # Keras' loop reads step 0 first: an IndexError or so
+        raise ValueError(
+            f"Layer '{layer_name}' expects `sequences` with at least one "
+            f"timestep. Received: sequences.shape={tuple(shape)}"
+        )
 
 
 def features(layer_name: str, shape, built_features: int) -> None:
@@ -88,12 +93,21 @@ def states(layer_name: str, initial_state, count: int, units: int, batch) -> Non
         if isinstance(initial_state, (list, tuple))
         else [initial_state]
     )
-    shapes = [tuple(s.shape) for s in received]
-    if len(received) != count:
+    state_shapes(layer_name, [tuple(s.shape) for s in received], count, units, batch)
+
+
+def state_shapes(layer_name: str, shapes, count: int, units: int, batch) -> None:
+    """`states` on the shapes of `initial_state`: a list of shapes, or one
+    shape (a bare tensor), as Keras passes them to `compute_output_shape`."""
+    one = isinstance(shapes, tuple)
+    if one and all(d is None or isinstance(d, int) for d in shapes):
+        shapes = [shapes]  # one shape, not a tuple of shapes
+    shapes = [tuple(shape) for shape in shapes]
+    if len(shapes) != count:
         raise ValueError(
             f"Layer '{layer_name}' expects `initial_state` to be a list of "
             f"{count} tensor(s) of shape (batch, {units}). Received "
-            f"{len(received)} tensor(s) with shapes {shapes}"
+            f"{len(shapes)} tensor(s) with shapes {shapes}"
         )
     for shape in shapes:
         bad_batch = batch is not None and shape and shape[0] not in (None, batch)

@@ -193,6 +193,19 @@ class RecurrentLayer(keras.layers.RNN):
         _checks.sequences_shape(self.name, sequences_shape)
         super().build(sequences_shape, initial_state_shape)
 
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        # Keras calls this, not `call`, on symbolic inputs (keras.Input):
+        # a wrong initial state is refused there too, not at the first predict.
+        if initial_state_shape is not None:
+            _checks.state_shapes(
+                self.name,
+                initial_state_shape,
+                len(self.state_size),
+                self.cell.units,
+                sequences_shape[0],
+            )
+        return super().compute_output_shape(sequences_shape, initial_state_shape)
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         sequences = self._convert_sequences(sequences)
         shape = tuple(sequences.shape)

@@ -1,5 +1,6 @@
 """Bad input gets a ValueError naming the argument and the value received."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -76,6 +77,16 @@ def test_feature_size_changes_after_build(kind):
         layer(np.zeros((2, 3, 7), "float32"))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequences_without_timesteps(kind):
+    """Keras' loop (ours and the built-in's) failed reading step 0: a
+    StridedSlice or IndexError that named no argument."""
+    with pytest.raises(ValueError, match=r"at least one timestep.*\(2, 0, 5\)"):
+        OURS[kind](4)(np.zeros((2, 0, 5), "float32"))
+    with pytest.raises(ValueError, match=r"at least one timestep.*\(None, 0, 5\)"):
+        OURS[kind](4)(keras.Input((0, 5)))
+
+
 def test_initial_state_count():
     x = np.zeros((2, 3, 5), "float32")
     h = np.zeros((2, 4), "float32")
@@ -83,6 +94,24 @@ def test_initial_state_count():
         OURS["lstm"](4)(x, initial_state=[h])
     with pytest.raises(ValueError, match=r"`initial_state`.*1 tensor\(s\).*Received 2"):
         OURS["gru"](4)(x, initial_state=[h, h])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_symbolic_initial_state_is_checked_when_the_model_is_built(kind):
+    """On keras.Input, Keras runs `compute_output_shape`, not `call`: a wrong
+    initial state was accepted there and refused only at the first predict
+    (the built-in's then fails inside a matmul)."""
+    x = keras.Input((3, 5))
+    count = 2 if kind == "lstm" else 1
+    with pytest.raises(ValueError, match=r"shape \(None, 4\).*\(None, 5\)"):
+        OURS[kind](4)(x, initial_state=[keras.Input((5,))] * count)
+    with pytest.raises(ValueError, match=rf"{count} tensor\(s\).*Received 3"):
+        OURS[kind](4)(x, initial_state=[keras.Input((4,))] * 3)
+    states = [keras.Input((4,))] * count
+    outputs = OURS[kind](4, return_state=True)(x, initial_state=states)
+    assert [tuple(t.shape) for t in outputs] == [(None, 4)] * (count + 1)
+    bare = OURS[kind](4)(x, initial_state=states[0] if count == 1 else states)
+    assert tuple(bare.shape) == (None, 4)
 
 
 @pytest.mark.parametrize("kind", KINDS)
