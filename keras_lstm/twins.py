@@ -32,9 +32,10 @@ def builtin_rnns(model: keras.Model) -> list[str]:
 def replace_builtins(model: keras.Model) -> keras.Model:
     """`model` itself if it has no `keras.layers.LSTM` / `GRU`, else a copy with
     `keras_lstm.LSTM` / `GRU` in their place: the same config (also inside
-    `Bidirectional` and nested models) and the same weights. The copy is not
-    compiled. Subclasses of the built-ins and `keras.layers.RNN` around a
-    built-in cell are kept as they are.
+    `Bidirectional` and nested models), the same weights, and the current
+    states of stateful layers. The copy is not compiled. Subclasses of the
+    built-ins and `keras.layers.RNN` around a built-in cell are kept as they
+    are.
 
     Args:
         model: A built `keras.Sequential` or functional `keras.Model` (one that
@@ -72,7 +73,24 @@ def replace_builtins(model: keras.Model) -> keras.Model:
             "instead and copy the weights with set_weights."
         ) from error
     copy.set_weights(model.get_weights())
+    _copy_states(model, copy)
     return copy
+
+
+def _copy_states(model: keras.Model, copy: keras.Model) -> None:
+    """The current states of `model`'s stateful recurrent layers, into the
+    same layers of `copy`: they are variables but not weights, so
+    `set_weights` leaves the copy's at zero."""
+    layers = zip(
+        model._flatten_layers(include_self=False, recursive=True),
+        copy._flatten_layers(include_self=False, recursive=True),
+    )
+    for old, new in layers:
+        if isinstance(old, keras.layers.RNN) and old.stateful:
+            old_states = keras.tree.flatten(old.states or [])
+            new_states = keras.tree.flatten(new.states or [])
+            for source, target in zip(old_states, new_states):
+                target.assign(source)
 
 
 def _twin_config(config: Any) -> Any:

@@ -61,6 +61,29 @@ def test_the_copy_has_our_layers_and_computes_what_the_builtins_do():
     assert len(builtin_rnns(model)) == 4  # the original is left as it was
 
 
+def test_stateful_layers_keep_their_current_states():
+    """States are variables but not weights: the copy starts where the
+    original stands, also inside a Bidirectional, and stays equal."""
+    x = np.random.default_rng(0).normal(size=(3, STEPS, 5)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(3, STEPS, 5)),
+            keras.layers.Bidirectional(
+                keras.layers.LSTM(3, stateful=True, return_sequences=True)
+            ),
+            keras.layers.GRU(2, stateful=True),
+        ]
+    )
+    randomize(model)
+    model(x)  # the states move off zero
+    copy = keras_lstm.replace_builtins(model)
+    for _ in range(2):
+        np.testing.assert_allclose(numpy(copy(x)), numpy(model(x)), atol=ATOL, rtol=0)
+    # Without the states, the copy would start from zeros: the check can fail.
+    copy.layers[-1].reset_state()
+    assert np.abs(numpy(copy(x))[0] - numpy(model(x))[0]).max() > 1e-3
+
+
 def test_a_model_without_builtins_is_returned_as_is():
     x = keras.Input((STEPS, 3))
     model = keras.Model(x, keras_lstm.LSTM(2)(x))
