@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
 
 import keras
@@ -227,7 +228,10 @@ def plot_gates(
 
     Args:
         record: The dict returned by `record_gates`.
-        path: Where to write the image (PNG, or any format matplotlib knows).
+        path: Where to write the image: its extension picks the format (`.png`,
+            `.svg`, `.pdf`, any matplotlib writes); none means PNG, and `.png`
+            is appended, as matplotlib does. An existing image is replaced only
+            once the new one is complete.
         token_labels: Optional label per timestep (e.g. the words of a review),
             written under the x axis.
         example: Which sequence of the batch to draw.
@@ -238,7 +242,7 @@ def plot_gates(
         title: Optional figure title.
 
     Returns:
-        `path`.
+        The path written: `path`, with `.png` appended if it had no extension.
 
     Example:
 
@@ -253,6 +257,7 @@ def plot_gates(
     """
     from matplotlib.figure import Figure  # only plots need matplotlib
 
+    path = _image_path(path)
     unknown = [name for name in names if name not in record]
     if not names or unknown:
         raise ValueError(
@@ -306,8 +311,7 @@ def plot_gates(
         axes[-1].set_xlabel("timestep")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 _PANEL_NAMES = {
@@ -330,11 +334,12 @@ def plot_gradient_norms(curves: dict, path: str, title: str | None = None) -> st
 
     Args:
         curves: `{label: norms}` with `norms` from `gradient_norms`.
-        path: Where to write the image.
+        path: Where to write the image (extension and return value as in
+            `plot_gates`).
         title: Optional title.
 
     Returns:
-        `path`.
+        The path written.
 
     Example:
 
@@ -346,6 +351,7 @@ def plot_gradient_norms(curves: dict, path: str, title: str | None = None) -> st
     """
     from matplotlib.figure import Figure  # only plots need matplotlib
 
+    path = _image_path(path)
     if not curves:
         raise ValueError("`curves` must hold at least one {label: norms} entry.")
     arrays = {}
@@ -374,5 +380,43 @@ def plot_gradient_norms(curves: dict, path: str, title: str | None = None) -> st
     measured.legend(fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=90)
+    return _save(fig, path, dpi=90)
+
+
+def _image_path(path) -> str:
+    """`path` as a str, `.png` appended when it has no extension (matplotlib
+    would write there, not at `path`); ValueError for a folder or a format
+    matplotlib does not write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(
+            f"`path` {path!r} is a folder; give a file name, e.g. "
+            f"{os.path.join(path, 'plot.png')!r}"
+        )
+    extension = os.path.splitext(path)[1][1:].lower()
+    if not extension:
+        return path + ".png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if extension not in formats:
+        raise ValueError(
+            f"`path` {path!r}: matplotlib writes {', '.join(sorted(formats))}, "
+            f"not {extension!r}"
+        )
+    return path
+
+
+def _save(fig, path: str, dpi: int) -> str:
+    """Writes `fig` next to `path` and renames it into place, so that an
+    existing image is never left half-written; returns `path`."""
+    folder, name = os.path.split(path)
+    base, extension = os.path.splitext(name)
+    tmp = os.path.join(folder, f".{base}.tmp-{os.getpid()}{extension}")
+    try:
+        fig.savefig(tmp, dpi=dpi, format=extension[1:].lower())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path

@@ -290,3 +290,39 @@ def test_plot_bad_input(tmp_path):
         keras_lstm.plot_gradient_norms({}, path)
     with pytest.raises(ValueError, match="curves"):
         keras_lstm.plot_gradient_norms({"a": np.zeros((2, 2))}, path)
+
+
+def test_plot_paths_name_the_file_written(tmp_path):
+    """matplotlib appends `.png` to a path without an extension: the plots
+    return the file it wrote, not the path asked for (which does not exist)."""
+    record = keras_lstm.record_gates(built_lstm(), inputs())
+    written = keras_lstm.plot_gates(record, str(tmp_path / "gates"))
+    assert written == str(tmp_path / "gates.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gates.png"]
+    curve = {"toy": 0.9 ** np.arange(5.0)}
+    written = keras_lstm.plot_gradient_norms(curve, tmp_path / "norms.svg")
+    assert written == str(tmp_path / "norms.svg")
+    assert (tmp_path / "norms.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        keras_lstm.plot_gates(record, str(tmp_path))
+    with pytest.raises(ValueError, match="matplotlib writes .*png.*not 'xyz'"):
+        keras_lstm.plot_gradient_norms(curve, str(tmp_path / "norms.xyz"))
+
+
+def test_a_failed_plot_keeps_the_earlier_image(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "gates.png"
+    path.write_bytes(b"earlier image")
+
+    def broken_savefig(self, fname, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    record = keras_lstm.record_gates(built_lstm(), inputs())
+    with pytest.raises(OSError, match="disk full"):
+        keras_lstm.plot_gates(record, str(path))
+    assert path.read_bytes() == b"earlier image"
+    assert [p.name for p in tmp_path.iterdir()] == ["gates.png"]
