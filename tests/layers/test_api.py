@@ -79,3 +79,21 @@ def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0
     assert failures == 0
+
+
+def test_the_equality_check_command(capsys):
+    """`python -m keras_lstm`: --help answers (it ran the check instead), the
+    check passes and prints a row per case, a bad option is refused."""
+    from keras_lstm import __main__ as command
+
+    with pytest.raises(SystemExit) as info:
+        command.main(["--help"])
+    assert info.value.code == 0
+    assert "usage: python -m keras_lstm" in capsys.readouterr().out
+    assert command.main([]) == 0
+    out = capsys.readouterr().out
+    assert "OK: equal within 1e-5" in out
+    assert all(name in out for name, _, _ in command.CASES)
+    with pytest.raises(SystemExit) as info:
+        command.main(["--units", "3"])
+    assert info.value.code == 2
