@@ -354,7 +354,7 @@ def _meta(kind: str, path: pathlib.Path, specs, atol: float, seed: int) -> dict:
     }
 
 
-def _finish(tmp, path, report, atol, verify):
+def _finish(tmp, path, report, atol, verify, model):
     """Installs `tmp` at `path` if it passed; called inside `_files.staged`,
     which removes it (and new folders) when this raises."""
     worst = max((c["max_abs_diff"] for c in report["cases"]), default=None)
@@ -366,7 +366,14 @@ def _finish(tmp, path, report, atol, verify):
             f"{c['case']}: {c['max_abs_diff']:.3g}" for c in report["cases"]
         )
         hint = ""
-        if report.get("padding") == "right" and report.get("fused_lstm_ops"):
+        largest = _verify.largest_weight(model)
+        if not largest < _verify.HUGE_WEIGHT:  # NaN too
+            hint = (
+                f" The model's largest weight is {largest:.3g}: at that size "
+                "float32 rounding alone tells two runtimes apart. Did training "
+                "diverge (too large a learning rate, no gradient clipping)?"
+            )
+        elif report.get("padding") == "right" and report.get("fused_lstm_ops"):
             hint = (
                 " The fused LSTM op reads right-padded rows only: for left "
                 "padding or holes in the mask, export with padding='any'."
@@ -496,7 +503,7 @@ def export_saved_model(
                 report["cases"] = _verify_saved_model(
                     model, preprocess, specs, serve, given, seed
                 )
-        return _finish(tmp, path, report, atol, verify)
+        return _finish(tmp, path, report, atol, verify, model)
 
 
 def _xla_compiled_calls(folder: pathlib.Path) -> int:
@@ -865,7 +872,7 @@ def export_tflite(
             report.update(
                 _verify_tflite(model, preprocess, specs, tmp, given, padding, seed)
             )
-        return _finish(tmp, path, report, atol, verify)
+        return _finish(tmp, path, report, atol, verify, model)
 
 
 def _verify_tflite(model, preprocess, specs, tmp, given, padding, seed) -> dict:

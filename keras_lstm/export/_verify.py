@@ -282,6 +282,24 @@ def _output_order(name: str):
     )
 
 
+# A weight past this is a diverged model's: float32 rounding of the products
+# it enters exceeds any export tolerance (1e4 x 2**-24 > 1e-5 at inputs ~1).
+HUGE_WEIGHT = 1e4
+
+
+def largest_weight(model) -> float:
+    """max |w| over the model's trainable weights (NaN if one is NaN, 0.0 if
+    there are none); not the non-trainable ones: seeds, statistics."""
+    largest = 0.0
+    for weight in model.trainable_weights:
+        values = np.abs(np.asarray(keras.ops.convert_to_numpy(weight), "float64"))
+        if values.size:
+            if np.isnan(values).any():
+                return float("nan")
+            largest = max(largest, float(values.max()))
+    return largest
+
+
 def max_abs_diff(actual: list, expected: list) -> float:
     """Largest |actual - expected| over all outputs.
 

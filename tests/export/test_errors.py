@@ -331,6 +331,27 @@ def test_tflite_runner_checks_its_inputs(tmp_path):
         from_bytes(ids=ids)
 
 
+def test_a_failed_check_of_a_diverged_model_says_so(tmp_path, monkeypatch):
+    """Weights past 1e4 (a diverged run's): the error says that float32
+    rounding tells runtimes apart at that size, not to change padding."""
+    model = h.text_model(lambda x: keras_lstm.LSTM(3)(x))
+    monkeypatch.setattr(_verify, "max_abs_diff", lambda a, e: 1.0)
+    with pytest.raises(export.ExportVerificationError) as info:
+        export.export_tflite(model, tmp_path / "a.tflite", max_length=4)
+    assert "largest weight" not in str(info.value)
+    weights = model.get_weights()
+    weights[1][0, 0] = -3e5  # the LSTM's kernel
+    model.set_weights(weights)
+    with pytest.raises(export.ExportVerificationError) as info:
+        export.export_tflite(model, tmp_path / "a.tflite", max_length=4)
+    assert "The model's largest weight is 3e+05: at that size float32" in str(
+        info.value
+    )
+    assert "Did training diverge" in str(info.value)
+    assert "padding='any'" not in str(info.value)
+    assert _verify.largest_weight(model) == 3e5
+
+
 @pytest.mark.parametrize("fn", [export.export_saved_model, export.export_tflite])
 def test_a_failed_export_removes_the_folders_it_created(fn, tmp_path, monkeypatch):
     """Folders made for the export are removed again when it fails later
