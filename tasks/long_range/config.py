@@ -97,6 +97,10 @@ class LongRangeConfig(TrainConfig):
         unknown = sorted(set(models) - set(MODELS))
         if not models or unknown:
             raise ConfigError(f"--models={self.models!r}: choose from {MODELS}")
+        if len(set(models)) < len(models):
+            raise ConfigError(
+                f"--models={self.models!r}: each model once (a model repeats)"
+            )
         for name in ("units", "validation_size", "test_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1")

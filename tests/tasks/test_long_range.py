@@ -160,6 +160,7 @@ def test_gradient_flow_is_drawn_where_the_grid_allows(argv, length):
         (["--solved-mse", "nan"], "--solved-mse: must be a finite number"),
         (["--solved-mse", "-1"], "--solved-mse=-1.0: must be > 0"),
         (["--lengths", "3,5,3"], "--lengths='3,5,3': each T once"),
+        (["--models", "lstm,gru,lstm"], "--models='lstm,gru,lstm': each model once"),
         (["--seed", "4294967294"], "--seed=4294967294: must be in [0, 4294967293]"),
         (["--gradient-length", "-2"], "--gradient-length=-2: a T from --lengths"),
     ],
