@@ -15,7 +15,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from tasks.common.config import ConfigError
 
@@ -205,6 +205,68 @@ def export_task(folder: str | os.PathLike) -> str | None:
     if (folder / "saved_model").exists() and (folder / "vocabulary.json").exists():
         return "sentiment"
     return None
+
+
+def read_export_json(
+    path: str | os.PathLike, holds: str, valid: Callable[[Any], bool]
+) -> Any:
+    """The JSON in `path`, a file of a task's export, if `valid(content)`;
+    otherwise ValueError naming the file and what it should hold (`holds`)."""
+    try:
+        content = json.loads(Path(path).read_bytes())
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are
+        raise ValueError(
+            f"{path} is not valid JSON ({error}): a damaged or half-copied "
+            "export? Export it again"
+        ) from None
+    if not valid(content):
+        raise ValueError(
+            f"{path} does not hold {holds}: a damaged export, or another task's?"
+        )
+    return content
+
+
+def load_export_model(path: str | os.PathLike):
+    """`keras.saving.load_model(path)`, the model file of a task's export; a
+    ValueError naming the file when it is not a readable `.keras` archive
+    (Keras itself reports a truncated one as "File not found")."""
+    import zipfile
+
+    import keras
+
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a .keras file (not a zip archive): a damaged or "
+            "half-copied export? Export it again"
+        )
+    try:
+        return keras.saving.load_model(path)
+    except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"{path} cannot be loaded ({type(error).__name__}: {error}): a "
+            "damaged export? Export it again"
+        ) from None
+
+
+def check_vocabulary_fits(model, vocabulary: list, folder) -> None:
+    """ValueError if `model`'s first Embedding takes fewer ids than the
+    export's vocabulary.json has entries (files of two different exports)."""
+    import keras
+
+    rows = next(
+        (
+            layer.input_dim
+            for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.Embedding)
+        ),
+        None,
+    )
+    if rows is not None and len(vocabulary) > rows:
+        raise ValueError(
+            f"{Path(folder) / 'vocabulary.json'} has {len(vocabulary)} entries, but "
+            f"the model's Embedding takes {rows} ids: model.keras and "
+            "vocabulary.json come from different exports"
+        )
 
 
 def check_export_of(folder: str | os.PathLike, task: str) -> None:

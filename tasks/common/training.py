@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -606,3 +607,27 @@ def save_metrics(run: RunFolder, metrics: dict[str, Any]) -> Path:
     """Writes metrics.json atomically and returns its path."""
     write_json(run.metrics, metrics)
     return run.metrics
+
+
+class ExportFailed(Exception):
+    """A task's export did not pass its check; nothing was exported."""
+
+
+def export_run(run: RunFolder, metrics: dict[str, Any], write: Callable[[], dict]):
+    """`metrics["export"] = write()` (the task's export), saved with the
+    metrics. A failed check (`keras_lstm.export.ExportVerificationError`)
+    raises ExportFailed naming the run folder, which keeps what training
+    wrote; the tasks print it as one line."""
+    try:
+        metrics["export"] = write()
+    except Exception as error:
+        # keras_lstm.export imports TensorFlow: only an export that loaded it
+        # can have raised its error (on jax or torch the tasks never do).
+        exporter = sys.modules.get("keras_lstm.export")
+        if exporter is None or not isinstance(error, exporter.ExportVerificationError):
+            raise
+        raise ExportFailed(
+            f"{error} The run folder {run.path} keeps the trained model "
+            f"({run.checkpoint.name}) and its metrics."
+        ) from error
+    save_metrics(run, metrics)

@@ -101,17 +101,21 @@ def review_values(record: dict, labels: list, probability: float, review: str):
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = gates_parser()
-    args = parser.parse_args(argv)
+    import sys
+
+    args = gates_parser().parse_args(argv)
     from tasks.sentiment.task import load_exported
 
     try:
         model, vocabulary, length = load_exported(args.model_dir)
+    except (OSError, ValueError) as error:  # missing, damaged, another task's
+        sys.exit(f"error: --model-dir={args.model_dir}: {error}")
+    try:
         path = plot_review(
             model, vocabulary, length, args.review, args.out, args.values
         )
-    except (OSError, ValueError) as error:  # a missing or unwritable path too
-        parser.error(str(error))
+    except (OSError, ValueError) as error:  # an --out that cannot be written too
+        sys.exit(f"error: {error}")
     print(f"wrote {Path(path).resolve()}")
     if args.values:
         print(f"wrote {Path(args.values).resolve()}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Sequence
@@ -158,10 +157,13 @@ def train(config: SentimentConfig, extra_callbacks: Sequence = ()):
         metrics["replica_weight_max_diff"] = common.replica_weight_spread(model)
     common.save_metrics(run, metrics)
     if config.export_dir:
-        metrics["export"] = export(
-            model, prepared.vocabulary, prepared.length, config.export_dir
+        common.export_run(
+            run,
+            metrics,
+            lambda: export(
+                model, prepared.vocabulary, prepared.length, config.export_dir
+            ),
         )
-        common.save_metrics(run, metrics)
     return model, run, metrics
 
 
@@ -201,8 +203,16 @@ def load_exported(model_dir: str | Path):
             f"{model_dir} is not a sentiment export: it has no vocabulary.json "
             "(another task's export?)"
         )
-    model = keras.saving.load_model(model_path)
-    vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
+    vocabulary = common.read_export_json(
+        model_dir / "vocabulary.json",
+        f"a vocabulary (a list of words, starting {[text.PAD, text.UNKNOWN]})",
+        lambda v: (
+            isinstance(v, list)
+            and v[:2] == [text.PAD, text.UNKNOWN]
+            and all(isinstance(word, str) for word in v)
+        ),
+    )
+    model = common.load_export_model(model_path)
     shape = model.inputs[0].shape
     if len(model.inputs) != 1 or len(shape) != 2 or shape[1] is None:
         raise ValueError(
@@ -210,6 +220,7 @@ def load_exported(model_dir: str | Path):
             f"{[tuple(t.shape) for t in model.inputs]}, not (batch, review length) "
             "token ids (another task's export?)"
         )
+    common.check_vocabulary_fits(model, vocabulary, model_dir)
     return model, vocabulary, int(shape[1])
 
 
@@ -224,12 +235,13 @@ def predict(texts: Sequence[str], model_dir: str | Path) -> np.ndarray:
 
 
 def predict_main(argv: Sequence[str]) -> None:
-    parser = predict_parser()
-    args = parser.parse_args(argv)
+    import sys
+
+    args = predict_parser().parse_args(argv)
     try:
         probabilities = predict(args.texts, args.model_dir)
-    except (ValueError, OSError) as error:  # missing, unreadable, another task's
-        parser.error(str(error))
+    except (ValueError, OSError) as error:  # missing, damaged, another task's
+        sys.exit(f"error: --model-dir={args.model_dir}: {error}")
     for review, p in zip(args.texts, probabilities):
         label = "positive" if p >= 0.5 else "negative"
         shown = review if len(review) <= 60 else review[:57] + "..."
@@ -245,7 +257,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_options(argv)
     try:
         _, run, metrics = common.interruptible(train, config)
-    except (common.ConfigError, BundledDataError, DatasetError) as error:
+    except (
+        common.ConfigError,
+        BundledDataError,
+        DatasetError,
+        common.ExportFailed,
+    ) as error:
         common.discard_unstarted_run()  # so --resume latest skips it
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")

@@ -127,33 +127,53 @@ def generate(
     model_dir = Path(model_dir)
     needed = model_dir / ("model.keras" if runtime == "keras" else "generator.tflite")
     if not needed.is_file():
+        if (model_dir / "model.keras").is_file():  # an export made on jax or torch
+            raise FileNotFoundError(
+                f"{needed} is missing: only exports made on the TensorFlow backend "
+                "have one; use --runtime keras, or export again on TensorFlow"
+            )
         raise FileNotFoundError(
             f"no trained model at {needed}: train one with "
             "`python -m tasks.text_generation` (or pass --model-dir)"
         )
     common.check_export_of(model_dir, "text_generation")
-    vocabulary = json.loads((model_dir / "vocabulary.json").read_text())
-    if not (
-        isinstance(vocabulary, list)
-        and vocabulary[:1] == [data.UNKNOWN]
-        and all(isinstance(c, str) and len(c) == 1 for c in vocabulary[1:])
-    ):
-        raise ValueError(
-            f"{model_dir} is not a text_generation export: its vocabulary.json "
-            "is not [unknown, characters...] (another task's export?)"
+    if not (model_dir / "vocabulary.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir} is not a text_generation export: it has no "
+            "vocabulary.json (another task's export?)"
         )
+    vocabulary = common.read_export_json(
+        model_dir / "vocabulary.json",
+        f"a character vocabulary ([{data.UNKNOWN!r}, one-character strings...])",
+        lambda v: (
+            isinstance(v, list)
+            and v[:1] == [data.UNKNOWN]
+            and all(isinstance(c, str) and len(c) == 1 for c in v[1:])
+        ),
+    )
     prompt_ids = data.encode(prompt, vocabulary, unknown)
     if runtime == "keras":
-        step_model = sampling.state_model(keras.saving.load_model(needed), steps=1)
+        model = common.load_export_model(needed)
+        common.check_vocabulary_fits(model, vocabulary, model_dir)
+        step_model = sampling.state_model(model, steps=1)
         step, states = sampling.keras_step(step_model), sampling.zero_states(step_model)
     else:
         from keras_lstm import export
 
-        inputs = json.loads(needed.with_name(needed.name + ".json").read_text())
-        specs = inputs["inputs"][1:]
-        step = sampling.signature_step(
-            export.tflite_runner(needed), [s["name"] for s in specs]
+        inputs = common.read_export_json(
+            needed.with_name(needed.name + ".json"),
+            "the export report of generator.tflite (its inputs)",
+            _lists_state_inputs,
         )
+        specs = inputs["inputs"][1:]
+        try:
+            runner = export.tflite_runner(needed)
+        except ValueError as error:  # LiteRT: "not a valid Flatbuffer buffer"
+            raise ValueError(
+                f"{needed} cannot be loaded by LiteRT ({error}): a damaged or "
+                "half-copied export? Export it again"
+            ) from None
+        step = sampling.signature_step(runner, [s["name"] for s in specs])
         states = {s["name"]: np.zeros(s["shape"], "float32") for s in specs}
     ids = sampling.generate(
         step,
@@ -166,3 +186,14 @@ def generate(
         start_id=data.start_id(vocabulary),
     )
     return prompt + data.decode(ids, vocabulary)
+
+
+def _lists_state_inputs(report) -> bool:
+    """Whether an export report lists the generator's inputs (the char id,
+    then the states), each with a name and shape."""
+    inputs = report.get("inputs") if isinstance(report, dict) else None
+    return (
+        isinstance(inputs, list)
+        and len(inputs) > 1
+        and all(isinstance(s, dict) and {"name", "shape"} <= set(s) for s in inputs)
+    )

@@ -180,8 +180,9 @@ def train(config: TextGenerationConfig, extra_callbacks: Sequence = ()):
     metrics["sample"] = sample_text(model, prepared.vocabulary, "ROMEO:", 300, 0.8)
     common.save_metrics(run, metrics)
     if config.export_dir:
-        metrics["export"] = export(model, prepared.vocabulary, config.export_dir)
-        common.save_metrics(run, metrics)
+        common.export_run(
+            run, metrics, lambda: export(model, prepared.vocabulary, config.export_dir)
+        )
     return model, run, metrics
 
 
@@ -267,7 +268,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_options(argv)
     try:
         _, run, metrics = common.interruptible(train, config)
-    except (common.ConfigError, BundledDataError, DatasetError) as error:
+    except (
+        common.ConfigError,
+        BundledDataError,
+        DatasetError,
+        common.ExportFailed,
+    ) as error:
         common.discard_unstarted_run()  # so --resume latest skips it
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")

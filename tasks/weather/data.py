@@ -474,10 +474,12 @@ def latest_window(
         bad = np.argwhere(~np.isfinite(values))
         if len(bad):
             row, column = bad[0]
+            value = values[row, column]
+            problem = "is missing (empty or NaN)" if np.isnan(value) else f"= {value}"
             raise ValueError(
                 f"station {station}, {format_hour(hours[row])}: "
-                f"{features[column]} is missing (empty or NaN); the last "
-                f"{lookback} hours must be complete"
+                f"{features[column]} {problem}; the last {lookback} hours must be "
+                "complete and finite"
             )
         out.append(values)
     return hours, np.stack(out, axis=1)

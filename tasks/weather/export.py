@@ -82,5 +82,25 @@ def load_exported(model_dir: str | Path) -> tuple[keras.Model, dict]:
             f"{model_dir} is not a weather export: it has no normalization.json "
             "(another task's export?)"
         )
-    stats = json.loads((Path(model_dir) / "normalization.json").read_text())
-    return keras.saving.load_model(model_path), stats
+    stats = common.read_export_json(
+        Path(model_dir) / "normalization.json",
+        "the normalization statistics (" + ", ".join(STATS_KEYS) + ")",
+        _has_stats,
+    )
+    return common.load_export_model(model_path), stats
+
+
+# What `predict` reads from normalization.json, and the type of each.
+STATS_KEYS = {
+    "stations": list, "features": list, "mean": list, "std": list,
+    "target_scale": list, "lookback": int, "horizons": list,
+}  # fmt: skip
+
+
+def _has_stats(stats) -> bool:
+    return (
+        isinstance(stats, dict)
+        and all(isinstance(stats.get(k), kind) for k, kind in STATS_KEYS.items())
+        and len(stats["mean"]) == len(stats["std"])
+        and stats["lookback"] > 0
+    )

@@ -243,8 +243,9 @@ def train(config: WeatherConfig, extra_callbacks: Sequence = ()):
         config.dataset,
     )
     if config.export_dir:
-        metrics["export"] = export(model, prepared.stats, config.export_dir)
-        common.save_metrics(run, metrics)
+        common.export_run(
+            run, metrics, lambda: export(model, prepared.stats, config.export_dir)
+        )
     return model, run, metrics
 
 
@@ -325,7 +326,9 @@ def predict(csv_path: str | Path, model_dir: str | Path) -> dict:
 
 def predict_with(csv_path: str | Path, model: keras.Model, stats: dict) -> dict:
     """`predict` with the model and stats already loaded (`load_exported`)."""
-    with open(csv_path, newline="") as f:
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark,
+    # which would otherwise become part of the first column's name.
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
         series = data.read_long_csv(f, stats["features"], allow_missing=True)
     hours, values = data.latest_window(
         series, stats["stations"], stats["features"], stats["lookback"]
@@ -348,6 +351,8 @@ def predict_with(csv_path: str | Path, model: keras.Model, stats: dict) -> dict:
 
 def predict_main(argv: Sequence[str]) -> None:
     args = predict_parser().parse_args(argv)
+    if not Path(args.csv).is_file():  # before loading the model (seconds)
+        sys.exit(f"error: --csv={args.csv}: no such file")
     from tasks.weather.export import load_exported
 
     try:
@@ -371,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_options(argv)
     try:
         _, run, metrics = common.interruptible(train, config)
-    except (ConfigError, BundledDataError, DatasetError) as error:
+    except (ConfigError, BundledDataError, DatasetError, common.ExportFailed) as error:
         common.discard_unstarted_run()  # so --resume latest skips it
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")

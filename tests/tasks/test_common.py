@@ -1128,3 +1128,47 @@ def test_expected_retracing_leaves_out_only_tensorflows_retracing_warning():
     assert inside == ["another warning"]
     retracing = [m for m in messages[1:] if "triggered tf.function retracing" in m]
     assert len(retracing) == 2  # the 5th and 6th traces, once the filter is gone
+
+
+# --- exports --------------------------------------------------------------------
+
+
+def test_export_run_names_the_run_folder_when_the_check_fails(tmp_path):
+    from keras_lstm import export  # the module whose error this turns into one line
+
+    run = runs.RunFolder(tmp_path / "run")
+    metrics = {"loss": 1.0}
+    common.export_run(run, metrics, lambda: {"passed": True})
+    assert common.read_json(run.metrics) == {"loss": 1.0, "export": {"passed": True}}
+
+    def failing():
+        raise export.ExportVerificationError("tflite export of 'x' differs.")
+
+    with pytest.raises(common.ExportFailed) as info:
+        common.export_run(run, {"loss": 2.0}, failing)
+    assert str(info.value) == (
+        f"tflite export of 'x' differs. The run folder {run.path} keeps the trained "
+        "model (best.keras) and its metrics."
+    )
+    assert common.read_json(run.metrics)["loss"] == 1.0  # not rewritten
+
+    def broken():
+        raise RuntimeError("not an export check")
+
+    with pytest.raises(RuntimeError, match="not an export check"):
+        common.export_run(run, {}, broken)
+
+
+@pytest.mark.parametrize("name", ["sentiment", "text_generation", "weather"])
+def test_a_failed_export_check_is_one_line(name, tmp_path, monkeypatch):
+    import importlib
+
+    task = importlib.import_module(f"tasks.{name}.task")
+
+    def train(*args, **kwargs):
+        raise common.ExportFailed("tflite export of 'x' differs. The run folder y")
+
+    monkeypatch.setattr(task, "train", train)
+    with pytest.raises(SystemExit) as info:
+        task.main(["--runs-dir", str(tmp_path)])
+    assert info.value.code == "error: tflite export of 'x' differs. The run folder y"

@@ -233,14 +233,16 @@ def test_sentiment_gates_replay_the_forward_lstm(tmp_path):
         sentiment_gates.plot_review(model, vocabulary, 8, " ", str(tmp_path / "x.png"))
 
 
-def test_gates_command_names_a_model_dir_of_another_task(tmp_path, capsys):
+def test_gates_command_names_a_model_dir_of_another_task(tmp_path):
     x = keras.Input((None,), dtype="int32")
     model = keras.Model(x, keras.layers.Embedding(5, 2)(x))  # a variable length
     model.save(tmp_path / "model.keras")
-    (tmp_path / "vocabulary.json").write_text('["a"]')
-    with pytest.raises(SystemExit):
+    (tmp_path / "vocabulary.json").write_text('["", "[UNK]", "a"]')
+    with pytest.raises(SystemExit) as exit_info:
         sentiment_gates.main(["fine", "--model-dir", str(tmp_path)])
-    assert "is not a sentiment export" in capsys.readouterr().err
+    assert exit_info.value.code.startswith(
+        f"error: --model-dir={tmp_path}: {tmp_path} is not a sentiment export"
+    )
 
 
 def test_sentiment_gates_need_our_lstm():

@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -381,7 +382,6 @@ def test_predict_cli_handles_empty_non_ascii_and_long_reviews(trained):
         (["--units", "0"], "--units=0: must be a positive integer"),
         (["--length-percentile", "50"], "--length-percentile=50.0: must be in"),
         (["--dropout", "1"], "--dropout=1.0: must be in [0, 1)"),
-        (["predict", "ok", "--model-dir", "/nonexistent"], "no trained model at"),
     ],
 )
 def test_bad_input_gets_a_clear_message(args, message, capsys):
@@ -403,7 +403,7 @@ def test_a_min_count_that_keeps_no_word_stops_before_training(tmp_path, capsys):
     assert not (tmp_path / "export").exists()
 
 
-def test_predict_on_another_tasks_export_is_one_line(tmp_path, capsys):
+def test_predict_on_another_tasks_export_is_one_line(tmp_path):
     """A folder with a model.keras that takes something other than token ids
     (here weather-like float windows) is named, not a traceback."""
     x = keras.Input((None, 3))
@@ -411,23 +411,56 @@ def test_predict_on_another_tasks_export_is_one_line(tmp_path, capsys):
         tmp_path / "model.keras"
     )
     (tmp_path / "vocabulary.json").write_text('["", "[UNK]", "good"]')
-    with pytest.raises(SystemExit) as exit_info:
-        sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
-    assert exit_info.value.code == 2
-    assert "is not a sentiment export" in capsys.readouterr().err
+
+    def error(folder=tmp_path) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            sentiment.main(["predict", "good", "--model-dir", str(folder)])
+        return exit_info.value.code
+
+    prefix = f"error: --model-dir={tmp_path}: "
+    assert error().startswith(prefix + f"{tmp_path} is not a sentiment export")
     # A weather export has a model.keras but no vocabulary.json: named too,
     # not "[Errno 2] No such file or directory".
     (tmp_path / "vocabulary.json").unlink()
-    with pytest.raises(SystemExit) as exit_info:
-        sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert "is not a sentiment export: it has no vocabulary.json" in err
+    assert error() == prefix + (
+        f"{tmp_path} is not a sentiment export: it has no vocabulary.json "
+        "(another task's export?)"
+    )
     # An export that says its task (task.json) is named by it.
     (tmp_path / "task.json").write_text('{"task": "weather"}')
-    with pytest.raises(SystemExit) as exit_info:
-        sentiment.main(["predict", "good", "--model-dir", str(tmp_path)])
-    assert "is a weather export, not a sentiment one" in capsys.readouterr().err
-    assert "Errno" not in err
+    assert "is a weather export, not a sentiment one" in error()
+    none = tmp_path / "none"
+    assert error(none) == (
+        f"error: --model-dir={none}: no trained model at {none / 'model.keras'}: "
+        "train one with `python -m tasks.sentiment` (or pass --model-dir)"
+    )
+
+
+def test_a_damaged_export_is_named(trained, tmp_path):
+    """A damaged vocabulary.json or model.keras, or the files of two exports:
+    one error naming the file (not a JSON parser's bare message, Keras' "File
+    not found" for a file that is there, or predictions from a mismatch)."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("model.keras", "vocabulary.json", "task.json"):
+        shutil.copy(Path(trained[0].export_dir) / name, folder / name)
+    words = folder / "vocabulary.json"
+    good = words.read_text()
+    for content, message in [
+        (good[:10], "vocabulary.json is not valid JSON"),
+        ("[1, 2, 3]", "vocabulary.json does not hold a vocabulary"),
+        ('{"a": 5}', "vocabulary.json does not hold a vocabulary"),
+        (json.dumps(json.loads(good) + ["extra"] * 400), "vocabulary.json has .* "
+         "entries, but the model's Embedding takes .* ids"),
+    ]:  # fmt: skip
+        words.write_text(content)
+        with pytest.raises(ValueError, match=message):
+            sentiment.load_exported(folder)
+    words.write_text(good)
+    model_file = folder / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"model.keras is not a .keras file"):
+        sentiment.load_exported(folder)
 
 
 def test_bad_input_from_the_command_line_prints_no_traceback():

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -427,11 +428,46 @@ def test_generate_usage_names_the_subcommand(monkeypatch, capsys):
 def test_generate_names_another_tasks_export(tmp_path):
     (tmp_path / "model.keras").write_text("not read")
     (tmp_path / "vocabulary.json").write_text(json.dumps(["", "[UNK]", "movie"]))
-    with pytest.raises(ValueError, match="is not a text_generation export"):
+    with pytest.raises(
+        ValueError,
+        match="vocabulary.json does not hold a character vocabulary .*another task's",
+    ):
+        exporter.generate(tmp_path, "ROMEO:", 5)
+    (tmp_path / "vocabulary.json").unlink()
+    with pytest.raises(FileNotFoundError, match="not a text_generation export: it has"):
         exporter.generate(tmp_path, "ROMEO:", 5)
     (tmp_path / "task.json").write_text('{"task": "sentiment"}')
     with pytest.raises(ValueError, match="is a sentiment export, not a text_gen"):
         exporter.generate(tmp_path, "ROMEO:", 5)
+
+
+def test_a_damaged_export_is_named(trained, tmp_path):
+    """A damaged file of the export: one error naming it."""
+    folder = tmp_path / "export"
+    shutil.copytree(trained[0].export_dir, folder)
+    (folder / "vocabulary.json").write_text('["\ufffd", "ab"]')
+    with pytest.raises(ValueError, match="vocabulary.json does not hold a char"):
+        exporter.generate(folder, "ROMEO:", 5)
+    shutil.copy(Path(trained[0].export_dir) / "vocabulary.json", folder)
+    model_file = folder / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"model.keras is not a .keras file"):
+        exporter.generate(folder, "ROMEO:", 5)
+    if keras.backend.backend() != "tensorflow":
+        # An export made here has no generator.tflite: named, with the way out.
+        with pytest.raises(FileNotFoundError, match="use --runtime keras"):
+            exporter.generate(folder, "ROMEO:", 5, runtime="tflite")
+        return
+    tflite = folder / "generator.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="generator.tflite cannot be loaded by LiteRT"):
+        exporter.generate(folder, "ROMEO:", 5, runtime="tflite")
+    (folder / "generator.tflite.json").write_text("{}")
+    with pytest.raises(ValueError, match="generator.tflite.json does not hold"):
+        exporter.generate(folder, "ROMEO:", 5, runtime="tflite")
+    tflite.unlink()
+    with pytest.raises(FileNotFoundError, match="generator.tflite is missing: only"):
+        exporter.generate(folder, "ROMEO:", 5, runtime="tflite")
 
 
 def test_a_min_count_that_keeps_no_characters_is_named(tmp_path):

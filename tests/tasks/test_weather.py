@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -23,6 +24,7 @@ from tasks.common import ConfigError
 from tasks.common.bundled import DATA_DIR
 from tasks.common.datasets import DatasetError
 from tasks.weather import baselines, data
+from tasks.weather import export as weather_export
 from tasks.weather import task as weather
 from tests.tasks.helpers import assert_cosine_over_all_steps
 
@@ -520,6 +522,9 @@ def replace(index, old, new):
          "EWR, 2013-12-30 13:00: visib_km is missing .empty or NaN."),
         (30, lambda r: r[:60] + [r[60].rsplit(",", 1)[0] + ","] + r[61:],
          "JFK, 2013-12-30 23:00: visib_km is missing"),
+        (30, lambda r: r[:20] + [r[20].rsplit(",", 1)[0] + ",-inf"] + r[21:],
+         "EWR, 2013-12-30 13:00: visib_km = -inf; the last 24 hours must be "
+         "complete and finite"),
         (30, replace(6, "2013-12-29", "2013-12-2x"), "line 7: time_utc '2013-12-2x"),
         (30, replace(90, ",LGA,", ",LGA,abc"), "line 91: temp_c = 'abc.*' is not a"),
         (30, lambda r: r[:1] + [r[2], r[1]] + r[3:], "line 3: .*EWR are not sorted"),
@@ -535,6 +540,45 @@ def test_predict_names_what_is_wrong_with_the_csv(
     path = recent_csv(cleaned, tmp_path / "bad.csv", hours, edit)
     with pytest.raises(ValueError, match=message):
         weather.predict(path, trained[0].export_dir)
+
+
+def test_predict_reads_a_csv_with_a_byte_order_mark(trained, cleaned, tmp_path):
+    """Spreadsheets save "CSV UTF-8" with a BOM before the first column's name."""
+    path = recent_csv(cleaned, tmp_path / "plain.csv", 30)
+    marked = tmp_path / "bom.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    model, stats = weather_export.load_exported(trained[0].export_dir)
+    assert weather.predict_with(marked, model, stats) == weather.predict_with(
+        path, model, stats
+    )
+
+
+def test_a_damaged_export_is_named(trained, tmp_path):
+    """A damaged normalization.json or model.keras: one error naming the file,
+    not a KeyError or Keras' "File not found" for a file that is there."""
+    folder = tmp_path / "export"
+    shutil.copytree(trained[0].export_dir, folder)
+    stats_file = folder / "normalization.json"
+    good = stats_file.read_text()
+    for content, message in [
+        ("{}", "normalization.json does not hold the normalization statistics"),
+        (good[: len(good) // 2], "normalization.json is not valid JSON"),
+        ('{"lookback": 0}', "does not hold the normalization statistics"),
+    ]:
+        stats_file.write_text(content)
+        with pytest.raises(ValueError, match=message):
+            weather_export.load_exported(folder)
+    stats_file.write_text(good)
+    model_file = folder / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"model.keras is not a .keras file"):
+        weather_export.load_exported(folder)
+
+
+def test_predict_checks_the_csv_exists_first(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        weather.predict_main(["--csv", str(tmp_path / "none.csv")])
+    assert exit_info.value.code == f"error: --csv={tmp_path / 'none.csv'}: no such file"
 
 
 @pytest.mark.slow  # a fresh Python process / a second training run
