@@ -112,6 +112,28 @@ def _check_atol(atol: float) -> float:
     return float(atol)
 
 
+def _check_flags(**flags) -> None:
+    """Each flag must be True or False (numpy bools too): a string such as
+    "no" would otherwise count as True."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(
+                f"`{name}` must be True or False. Received: {name}={value!r}"
+            )
+
+
+def _check_seed(seed) -> int:
+    """An integer in [0, 2**32) (numpy integers too, not bools), as an int:
+    it seeds numpy's generator and goes into the JSON report."""
+    if (
+        isinstance(seed, (bool, np.bool_))
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed < 2**32
+    ):
+        raise ValueError(f"seed must be an int in [0, 2**32); received seed={seed!r}.")
+    return int(seed)
+
+
 def _positive_int(name: str, value: int | None) -> int | None:
     """None, or a positive integer (numpy integers too, not bools) as an int."""
     if value is None:
@@ -148,26 +170,52 @@ def _input_specs(model, input_signature) -> list[tf.TensorSpec]:
     # op name: ASCII letters, digits and underscores, starting with a letter,
     # not a keyword, unique. Other names (and Keras' generated ones) become
     # `inputs` / `inputs_<i>`, made unique as well.
+    # TensorFlow compares the names in lower case, and `self` is the traced
+    # method's own parameter.
     valid = [
         spec.name
         if spec.name
         and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", spec.name)
         and not keyword.iskeyword(spec.name)
+        and spec.name != "self"
         and not spec.name.startswith("keras_tensor")
         else None
         for spec in specs
     ]
-    taken = {name for name in valid if name}
+    if input_signature is not None:
+        _check_input_order(model, [spec.name for spec in specs])
+    taken = {name.lower() for name in valid if name}
     named = []
     for i, (spec, name) in enumerate(zip(specs, valid)):
-        if name is None or name in {s.name for s in named}:
+        if name is None or name.lower() in {s.name.lower() for s in named}:
             name = base = "inputs" if len(specs) == 1 else f"inputs_{i}"
             suffix = 1
-            while name in taken:
+            while name.lower() in taken:
                 name, suffix = f"{base}_{suffix}", suffix + 1
-            taken.add(name)
+            taken.add(name.lower())
         named.append(tf.TensorSpec(spec.shape, spec.dtype, name))
     return named
+
+
+def _check_input_order(model, names: list) -> None:
+    """ValueError if an `input_signature`'s names are the model's input names
+    in another order: the serving inputs reach the model by position, so they
+    would be swapped (and the check, fed the same way, would pass)."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # a subclassed model: no names
+        return
+    flat = keras.tree.flatten(structure)
+    orders = [[getattr(t, "name", None) for t in flat]]
+    if isinstance(structure, dict):  # keys, in the order tree.flatten takes
+        orders.append([path[0] for path, _ in keras.tree.flatten_with_path(structure)])
+    for order in orders:
+        if names != order and sorted(map(str, names)) == sorted(map(str, order)):
+            raise ValueError(
+                f"input_signature names the model's inputs in another order "
+                f"({names}; the model takes {order}): the inputs reach the model "
+                "by position, so list the specs in the model's order."
+            )
 
 
 def _static_specs(specs, batch_size: int | None, max_length: int | None):
@@ -285,12 +333,43 @@ def _given_cases(verify_inputs, specs, any_rows=False, rows_of=None):
         )
         for s, a in zip(specs, arrays)
     ]
+    if not arrays[0].shape[0]:
+        raise ValueError(
+            f"verify_inputs has 0 rows ({specs[0].name!r}: shape "
+            f"{arrays[0].shape}); give at least one."
+        )
     if rows_of and arrays[0].shape[0] % rows_of:
         raise ValueError(
             f"verify_inputs has {arrays[0].shape[0]} rows; the .tflite takes "
             f"batches of exactly batch_size={rows_of} rows (give a multiple)."
         )
     return [("given verify_inputs", arrays)]
+
+
+def _check_ids(name: str, value: np.ndarray, rows: int | None, what: str) -> None:
+    """ValueError naming `name` if it holds an id outside [-rows, rows), the
+    rows of the Embedding it feeds (None: not an id input)."""
+    if rows is None:
+        return
+    outside = (value < -rows) | (value >= rows)
+    if outside.any():
+        where = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(
+            f"{what} {name!r} holds id {value[where]} at {list(where)}; "
+            f"the model's Embedding has {rows} rows (ids 0 to {rows - 1}; "
+            f"-{rows} to -1 count from the end, as in the Keras model)."
+        )
+
+
+def _check_given_ids(model, specs, given, preprocess) -> None:
+    """`verify_inputs` ids each Embedding has a row for, checked before any
+    conversion (TensorFlow and LiteRT stop with bare gather errors)."""
+    if not given or preprocess is not None:
+        return
+    for spec, rows, array in zip(
+        specs, _verify.embedding_rows(model, specs), given[0][1]
+    ):
+        _check_ids(spec.name, array, rows, "verify_inputs")
 
 
 def _check_verifiable(specs, given, preprocess) -> None:
@@ -382,8 +461,9 @@ def _finish(tmp, path, report, atol, verify, model):
             f"{report['format']} export of '{path}' differs from the Keras model by "
             f"{worst:.3g} > atol={atol:g} ({detail}). Nothing was written.{hint}"
         )
+    text = _files.json_text(report)  # fails, if at all, before the install
     _files.install(tmp, path)
-    _files.write_json(_files.report_path(path), report)
+    _files.write_text(_files.report_path(path), text)
     return report
 
 
@@ -414,11 +494,14 @@ def export_saved_model(
     Args:
         model: A built Keras model (TensorFlow backend) using any layers.
         path: Folder to create; the report goes to `<path>.json`.
-        input_signature: `tf.TensorSpec`s of the serving inputs (their names
-            become the signature's argument names; a name that is not ASCII
-            letters, digits and underscores starting with a letter, or a
-            keyword, or taken, becomes `inputs` / `inputs_<i>`). Default: the
-            model's `Input`s, batch and time left variable.
+        input_signature: `tf.TensorSpec`s of the serving inputs, in the
+            order of the model's inputs, which they reach by position (the
+            model's own input names in another order raise `ValueError`).
+            Their names become the signature's argument names; a name that
+            is not ASCII letters, digits and underscores starting with a
+            letter, or is a keyword or `self`, or is taken (TensorFlow
+            compares names in lower case), becomes `inputs` / `inputs_<i>`.
+            Default: the model's `Input`s, batch and time left variable.
         preprocess: Optional function (or Keras layer) traced into the
             signature before the model, mapping the serving inputs to the
             model's input, e.g. a `TextVectorization` layer so the SavedModel
@@ -435,7 +518,7 @@ def export_saved_model(
             raises `FileExistsError` and is left untouched.
         verify: Reload and compare with Keras before installing (default).
         atol: Largest allowed absolute difference (float32: 1e-5).
-        seed: Seed of the random verification inputs.
+        seed: Seed of the random verification inputs, an int in [0, 2**32).
         xla: Keep our layers' XLA-compiled TensorFlow inference loop (CPU,
             up to 256 units) in the graph: 1.8x faster to serve in
             TensorFlow at the IMDB-like shape (benchmarks/NOTES.md, section
@@ -475,13 +558,14 @@ def export_saved_model(
     """
     _check_model(model)
     atol = _check_atol(atol)
-    if not isinstance(xla, bool):
-        raise ValueError(f"`xla` must be True or False. Received: xla={xla!r}")
-    path = _files.check_target(path, overwrite, "folder")
+    seed = _check_seed(seed)
+    _check_flags(overwrite=overwrite, verify=verify, xla=xla)
     specs = _input_specs(model, input_signature)
     given = _given_cases(verify_inputs, specs)
+    _check_given_ids(model, specs, given, preprocess)
     if verify:
         _check_verifiable(specs, given, preprocess)
+    path = _files.check_target(path, overwrite, "folder")
     _build_preprocess(preprocess, given, specs)
     with _files.staged(path) as tmp:
         _archive(model, preprocess, specs, tmp, xla=xla)
@@ -663,16 +747,7 @@ def tflite_runner(
     details = runner.get_input_details()
 
     def checked(name, value):
-        rows = id_rows.get(name)
-        if rows is not None:
-            outside = (value < -rows) | (value >= rows)
-            if outside.any():
-                where = tuple(int(i) for i in np.argwhere(outside)[0])
-                raise ValueError(
-                    f"The argument {name!r} holds id {value[where]} at {list(where)}; "
-                    f"the model's Embedding has {rows} rows (ids 0 to {rows - 1}; "
-                    f"-{rows} to -1 count from the end, as in the Keras model)."
-                )
+        _check_ids(name, value, id_rows.get(name), "The argument")
         return value
 
     def run(**inputs) -> dict:
@@ -804,7 +879,7 @@ def export_tflite(
         overwrite: Replace an existing file (atomically).
         verify: Run in LiteRT and compare with Keras before installing.
         atol: Largest allowed absolute difference (float32: 1e-5).
-        seed: Seed of the random verification inputs.
+        seed: Seed of the random verification inputs, an int in [0, 2**32).
 
     Returns:
         The report (also `<path>.json`): `path` (the export's name, next to
@@ -841,12 +916,15 @@ def export_tflite(
         raise ValueError(
             f"fallback must be 'while' or 'unroll'; received {fallback!r}."
         )
+    seed = _check_seed(seed)
+    _check_flags(overwrite=overwrite, verify=verify, fuse_lstm=fuse_lstm)
     _check_tflite_layers(model)
-    path = _files.check_target(path, overwrite, "file")
     specs = _static_specs(_input_specs(model, input_signature), batch_size, max_length)
     given = _given_cases(verify_inputs, specs, any_rows=True, rows_of=specs[0].shape[0])
+    _check_given_ids(model, specs, given, preprocess)
     if verify:
         _check_verifiable(specs, given, preprocess)
+    path = _files.check_target(path, overwrite, "file")
     _build_preprocess(preprocess, given, specs)
     content, plan = _convert(model, preprocess, specs, fuse_lstm, padding, fallback)
     ops = tflite_op_names(content)

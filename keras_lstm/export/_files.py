@@ -125,11 +125,22 @@ def install(tmp: pathlib.Path, path: pathlib.Path) -> None:
     remove(backup)
 
 
-def write_json(path: pathlib.Path, data: dict) -> None:
-    """Writes `data` as JSON to a sibling temporary file, then renames it."""
+def json_text(data: dict) -> str:
+    """`data` as indented JSON; numpy scalars and arrays as numbers / lists."""
+
+    def plain(value):
+        if hasattr(value, "tolist"):  # numpy scalars and arrays
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    return json.dumps(data, indent=2, sort_keys=False, default=plain) + "\n"
+
+
+def write_text(path: pathlib.Path, text: str) -> None:
+    """Writes `text` to a sibling temporary file, then renames it."""
     tmp = temp_sibling(path)
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     finally:
         remove(tmp)

@@ -544,3 +544,100 @@ def test_max_length_without_a_time_axis_points_at_preprocess(tmp_path):
             input_signature=[tf.TensorSpec((None,), tf.string, name="text")],
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# --- arguments a user may get wrong -------------------------------------------
+
+
+def two_input_model(as_dict: bool):
+    """Inputs x and y of one shape: swapped, the model still runs, so only
+    the values tell."""
+    x = keras.Input((None, 2), name="x")
+    y = keras.Input((None, 2), name="y")
+    merged = keras.layers.Concatenate()([keras_lstm.LSTM(3)(x), keras_lstm.GRU(2)(y)])
+    model = keras.Model({"x": x, "y": y} if as_dict else [x, y], merged)
+    return h.randomize(model)
+
+
+@pytest.mark.parametrize("as_dict", [True, False])
+def test_an_input_signature_in_another_order_is_refused(as_dict, tmp_path):
+    """Its specs reach the model by position: listed as (y, x), the served
+    model swapped them (1.2 off Keras) and the check, fed the same way,
+    passed."""
+    import tensorflow as tf
+
+    model = two_input_model(as_dict)
+    spec = {n: tf.TensorSpec((None, None, 2), tf.float32, n) for n in "xy"}
+    for fn, kwargs in [
+        (export.export_saved_model, {}),
+        (export.export_tflite, {"max_length": 4}),
+    ]:
+        with pytest.raises(ValueError, match=r"another order \(\['y', 'x'\]"):
+            swapped = [spec["y"], spec["x"]]
+            fn(model, tmp_path / "out", input_signature=swapped, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+    path = tmp_path / "sm"
+    export.export_saved_model(model, path, input_signature=[spec["x"], spec["y"]])
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((2, 3, 5, 2)).astype("float32")
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    got = served(x=tf.constant(x), y=tf.constant(y))["output_0"].numpy()
+    expected = model({"x": x, "y": y} if as_dict else [x, y])
+    assert h.max_diff([got], [keras.ops.convert_to_numpy(expected)]) <= h.ATOL
+
+
+@pytest.mark.parametrize("names", [["self", "args"], ["inputs", "Inputs"]])
+def test_input_names_tensorflow_refuses_are_renamed(names, tmp_path):
+    """`self` is the traced method's parameter and TensorFlow compares names in
+    lower case: both stopped the export with TensorFlow's own TypeError."""
+    inputs = [keras.Input((None, 2), name=n) for n in names]
+    model = keras.Model(inputs, keras_lstm.GRU(3)(keras.layers.Concatenate()(inputs)))
+    report = export.export_saved_model(model, tmp_path / "sm")
+    renamed = [entry["name"] for entry in report["inputs"]]
+    expected = ["inputs_0", "args"] if "self" in names else ["inputs", "inputs_1"]
+    assert renamed == expected
+    assert report["passed"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fuse_lstm": "no"}, r"`fuse_lstm` must be True or False.*'no'"),
+        ({"verify": "yes"}, r"`verify` must be True or False"),
+        ({"overwrite": None}, r"`overwrite` must be True or False"),
+        ({"seed": -1}, r"seed must be an int in \[0, 2\*\*32\); received seed=-1"),
+        ({"seed": "a"}, r"seed must be an int"),
+        ({"seed": True}, r"seed must be an int"),
+        ({"max_length": 0}, r"max_length must be a positive int"),  # path exists
+    ],
+)
+def test_bad_arguments_are_named_before_the_path(kwargs, message, tmp_path):
+    (tmp_path / "m.tflite").write_bytes(b"earlier")
+    kwargs = {"max_length": 4, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        export.export_tflite(lstm_model(), tmp_path / "m.tflite", **kwargs)
+    assert snapshot(tmp_path) == {"m.tflite": b"earlier"}
+
+
+def test_a_numpy_seed_is_taken_and_written_as_a_number(tmp_path):
+    """np.int64 went into the report unconverted: json failed after the
+    export was installed, leaving it without its report (or with the old)."""
+    report = export.export_tflite(
+        lstm_model(), tmp_path / "m.tflite", max_length=4, seed=np.int64(3)
+    )
+    assert report["seed"] == 3
+    assert json.loads((tmp_path / "m.tflite.json").read_text())["seed"] == 3
+
+
+@pytest.mark.parametrize("fn", [export.export_saved_model, export.export_tflite])
+def test_verify_inputs_are_checked_before_conversion(fn, tmp_path):
+    """Ids past the Embedding's rows stopped with TensorFlow's or LiteRT's bare
+    gather error; zero rows with 'differs by inf'."""
+    kwargs = {"max_length": h.STEPS} if fn is export.export_tflite else {}
+    ids = np.ones((2, h.STEPS), "int32")
+    ids[1, 3] = h.VOCAB
+    with pytest.raises(ValueError, match=rf"verify_inputs 'ids' holds id {h.VOCAB}"):
+        fn(lstm_model(), tmp_path / "out", verify_inputs=[ids], **kwargs)
+    with pytest.raises(ValueError, match="verify_inputs has 0 rows"):
+        fn(lstm_model(), tmp_path / "out", verify_inputs=[ids[:0]], **kwargs)
+    assert list(tmp_path.iterdir()) == []
