@@ -17,6 +17,7 @@ import pytest
 
 import keras_lstm
 from keras_lstm import fused
+from keras_lstm.recurrent import _jax_on_gpu
 from tests.layers.helpers import (
     ATOL,
     BACKEND,
@@ -860,6 +861,10 @@ def test_tensorflow_xla_loops_are_not_shared_between_different_activations():
         assert_all_close(ours(x, training=False), builtin(x, training=False))
 
 
+@pytest.mark.skipif(
+    BACKEND == "jax" and not _jax_on_gpu(),
+    reason="jax on a CPU has no engine: use_cudnn='auto' runs the reference loop",
+)
 @pytest.mark.parametrize("run_eagerly", [False, True], ids=["graph", "eager"])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_stateful_training_with_the_fast_path_equals_the_reference(kind, run_eagerly):
