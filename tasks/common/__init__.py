@@ -36,6 +36,7 @@ _HOMES = {
     "device_name": "training",
     "evaluate": "training",
     "ExportFailed": "training",
+    "RUN_ERRORS": "training",
     "export_run": "training",
     "expected_retracing": "training",
     "fit": "training",

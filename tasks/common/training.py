@@ -23,9 +23,11 @@ import numpy as np
 
 import keras_lstm
 from tasks.common import multi_worker
+from tasks.common.bundled import BundledDataError
 from tasks.common.checks import check_tensorboard
 from tasks.common.config import ConfigError, TrainConfig
 from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
+from tasks.common.datasets import DatasetError
 from tasks.common.interrupt import StopOnInterrupt
 from tasks.common.plots import plot_history, read_history
 from tasks.common.runs import (
@@ -631,3 +633,9 @@ def export_run(run: RunFolder, metrics: dict[str, Any], write: Callable[[], dict
             f"({run.checkpoint.name}) and its metrics."
         ) from error
     save_metrics(run, metrics)
+
+
+# What a task's `main` prints as one `error:` line (the rest are bugs: a
+# traceback): bad options or data, missing bundled or canonical data, and an
+# export that failed its check.
+RUN_ERRORS = (ConfigError, BundledDataError, DatasetError, ExportFailed)

@@ -17,8 +17,6 @@ import numpy as np
 
 from tasks import common
 from tasks.common import ArrayBatches, ConfigError
-from tasks.common.bundled import BundledDataError
-from tasks.common.datasets import DatasetError
 from tasks.weather import baselines, data, plots
 from tasks.weather.config import (
     WeatherConfig,
@@ -376,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = parse_options(argv)
     try:
         _, run, metrics = common.interruptible(train, config)
-    except (ConfigError, BundledDataError, DatasetError, common.ExportFailed) as error:
+    except common.RUN_ERRORS as error:
         common.discard_unstarted_run()  # so --resume latest skips it
         sys.exit(f"error: {error}")
     print(f"\nrun folder: {run.path}")
