@@ -214,7 +214,7 @@ def read_export_json(
     otherwise ValueError naming the file and what it should hold (`holds`)."""
     try:
         content = json.loads(Path(path).read_bytes())
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError too
         raise ValueError(
             f"{path} is not valid JSON ({error}): a damaged or half-copied "
             "export? Export it again"
