@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from tests.layers.helpers import (
+    BUILTIN,
+    OURS,
     assert_all_close,
     copy_weights,
     float64_enabled,
@@ -109,6 +111,45 @@ def test_weights_move_from_builtin_to_ours(kind):
     ours.build(x.shape)
     copy_weights(builtin, ours)
     assert_all_close(ours(x), expected)
+
+
+INIT_CONFIGS = [
+    ("lstm", {}),
+    ("lstm", {"unit_forget_bias": False}),
+    ("lstm", {"use_bias": False}),
+    ("gru", {}),
+    ("gru", {"reset_after": False}),
+    ("gru", {"bias_initializer": "ones"}),
+]
+
+
+@pytest.mark.parametrize(
+    "kind,kwargs", INIT_CONFIGS, ids=[ids(c) for c in INIT_CONFIGS]
+)
+def test_initial_weights_equal_builtins(kind, kwargs):
+    """The initializers, not only the maths: from the same global seed, a new
+    layer starts with the built-in's weights (glorot_uniform kernel, orthogonal
+    recurrent kernel, zero bias with the forget gate's set to 1 under
+    unit_forget_bias), drawn in the same order."""
+    layers = []
+    for make in (OURS[kind], BUILTIN[kind]):
+        keras.utils.set_random_seed(7)  # unseeded initializers draw theirs here
+        layers.append(make(UNITS, **kwargs))
+        layers[-1].build((BATCH, STEPS, FEATURES))
+    ours, builtin = layers
+    expected = builtin.get_weights()
+    assert len(ours.get_weights()) == len(expected)
+    for got, want in zip(ours.get_weights(), expected):
+        np.testing.assert_array_equal(got, want)
+    if (
+        kind == "lstm"
+        and kwargs.get("unit_forget_bias", True)
+        and "use_bias" not in kwargs
+    ):
+        # An independent look at the bias: 1 for the forget gate (i, f, c, o).
+        bias = np.zeros(4 * UNITS, "float32")
+        bias[UNITS : 2 * UNITS] = 1.0
+        np.testing.assert_array_equal(ours.get_weights()[-1], bias)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
