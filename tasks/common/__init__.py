@@ -44,6 +44,7 @@ _HOMES = {
     "optimizer": "training",
     "recurrent_layer": "training",
     "replica_weight_spread": "training",
+    "run_training": "training",
     "save_metrics": "training",
     "seed_everything": "training",
     "set_precision": "training",

@@ -28,12 +28,13 @@ from tasks.common.checks import check_tensorboard
 from tasks.common.config import ConfigError, TrainConfig
 from tasks.common.data import ArrayBatches, EpochOrder, for_tensorflow_fit
 from tasks.common.datasets import DatasetError
-from tasks.common.interrupt import StopOnInterrupt
+from tasks.common.interrupt import StopOnInterrupt, interruptible
 from tasks.common.plots import plot_history, read_history
 from tasks.common.runs import (
     RunFolder,
     atomic_path,
     check_export_dir,
+    discard_unstarted_run,
     find_run,
     forget_new_run,
     new_run,
@@ -639,3 +640,21 @@ def export_run(run: RunFolder, metrics: dict[str, Any], write: Callable[[], dict
 # traceback): bad options or data, missing bundled or canonical data, and an
 # export that failed its check.
 RUN_ERRORS = (ConfigError, BundledDataError, DatasetError, ExportFailed)
+
+
+def run_training(train: Callable[[TrainConfig], Any], config: TrainConfig) -> Any:
+    """`train(config)` for a task's command line; returns what it returns.
+
+    Ctrl-C ends the process with one line (`interruptible`), a `RUN_ERRORS`
+    error with one `error:` line. On that and on any other error (a bug,
+    shown with its traceback), a run folder that never started training is
+    removed, so that `--resume latest` finds the run before it.
+    """
+    try:
+        return interruptible(train, config)
+    except RUN_ERRORS as error:
+        discard_unstarted_run()
+        sys.exit(f"error: {error}")
+    except Exception:
+        discard_unstarted_run()
+        raise

@@ -253,11 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
     config = parse_options(argv)
-    try:
-        _, run, metrics = common.interruptible(train, config)
-    except common.RUN_ERRORS as error:
-        common.discard_unstarted_run()  # so --resume latest skips it
-        sys.exit(f"error: {error}")
+    _, run, metrics = common.run_training(train, config)
     print(f"\nrun folder: {run.path}")
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} (majority class "

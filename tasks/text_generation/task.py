@@ -264,11 +264,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv[:1] == ["generate"]:
         return generate_main(argv[1:])
     config = parse_options(argv)
-    try:
-        _, run, metrics = common.interruptible(train, config)
-    except common.RUN_ERRORS as error:
-        common.discard_unstarted_run()  # so --resume latest skips it
-        sys.exit(f"error: {error}")
+    _, run, metrics = common.run_training(train, config)
     print(f"\nrun folder: {run.path}")
     for split in ("validation", "test"):
         print(
