@@ -115,7 +115,7 @@ def read_long_csv(
                 "'YYYY-MM-DD HH:00' (UTC)"
             ) from None
         numbers = [_number(row[name], name, line, allow_missing) for name in features]
-        station = row["station"]
+        station = row["station"].strip()
         previous = hours.setdefault(station, [])
         if previous and hour <= previous[-1]:
             problem = "duplicated" if hour in previous[-1:] else "not sorted"
@@ -212,8 +212,9 @@ def jena_csv_path() -> Path:
     import keras
 
     zipped = keras_home() / "datasets" / f"{JENA_CSV}.zip"
-    if zipped.is_file():  # the tutorial's file; Keras' layout makes it a folder
-        return zipped
+    cached = cached_jena(zipped.parent)
+    if cached:
+        return cached
     try:
         path = Path(
             keras.utils.get_file(
@@ -222,11 +223,13 @@ def jena_csv_path() -> Path:
         )
     except Exception as error:  # get_file raises a bare Exception offline
         why = (str(error).splitlines() or [""])[0][:200]
+        # Keras' download makes a folder of that name (and unpacks into it).
+        clear = f", in place of the folder {zipped}" if zipped.is_dir() else ""
         raise DatasetError(
             f"Jena climate data is not in Keras' cache {zipped.parent} and "
             f"downloading it failed ({why}): download {JENA_URL} into that "
-            f"folder (keep the name {zipped.name}), or pass --jena-csv PATH to a "
-            f"local {JENA_CSV} or its .zip"
+            f"folder (keep the name {zipped.name}{clear}), or pass --jena-csv "
+            f"PATH to a local {JENA_CSV} or its .zip"
         ) from error
     if path.is_file() and path.suffix == ".csv":
         return path
@@ -237,6 +240,21 @@ def jena_csv_path() -> Path:
     return found[0]
 
 
+def cached_jena(datasets: Path) -> Path | None:
+    """The Jena data already in Keras' cache folder `datasets`, or None: the
+    zip that Keras' Jena tutorial downloads, or a CSV unpacked by
+    `keras.utils.get_file` (Keras 2 unpacked it into `datasets`; Keras 3 into a
+    folder named like the zip, whose `..._archive` may have been deleted)."""
+    zipped = datasets / f"{JENA_CSV}.zip"
+    if zipped.is_file():
+        return zipped
+    for pattern in (JENA_CSV, f"{zipped.name}/**/{JENA_CSV}"):
+        found = sorted(p for p in datasets.glob(pattern) if p.is_file())
+        if found:
+            return found[0]
+    return None
+
+
 def load_jena(path: str | Path | None = None) -> Observations:
     """Jena climate, the on-the-hour rows (as in Chollet's example), one station.
 
@@ -244,26 +262,29 @@ def load_jena(path: str | Path | None = None) -> Observations:
     its first row. `path`: a Jena CSV or a zip holding one; by default the one
     in Keras' cache (`jena_csv_path`).
     """
-    rows = _jena_hourly_rows(Path(path) if path else jena_csv_path())
+    path = Path(path) if path else jena_csv_path()
+    rows = _jena_hourly_rows(path)
+    if not rows:
+        raise DatasetError(
+            f"{path}: no rows on the hour (Date Time 'DD.MM.YYYY HH:00:00')"
+        )
     report = {"jena_hourly_rows": len(rows), "jena_wind_errors_set_missing": 0}
     hours, values, seen = [], [], set()
-    for row in rows:
-        day, time = row["Date Time"].split()
-        d, m, y = day.split(".")
-        hour = parse_hour(f"{y}-{m}-{d} {time[:5]}")
+    for line, row in rows:
+        try:
+            hour, numbers = _jena_row(row, line)
+        except ValueError as error:
+            raise DatasetError(f"{path}, {error}") from None
         if hour in seen:
             continue
         seen.add(hour)
-        vector = []
-        for speed_col in ("wv (m/s)", "max. wv (m/s)"):
-            speed = float(row[speed_col])
-            if speed < 0:
-                report["jena_wind_errors_set_missing"] += 1
-                speed = np.nan
-            radians = np.radians(float(row["wd (deg)"]))
-            vector += [-speed * np.sin(radians), -speed * np.cos(radians)]
+        errors = np.array([numbers[-3], numbers[-2]]) < 0  # speeds; NaN: False
+        report["jena_wind_errors_set_missing"] += int(errors.sum())
+        speeds = np.where(errors, np.nan, numbers[-3:-1])
+        radians = np.radians(numbers[-1])
+        vector = np.stack([-speeds * np.sin(radians), -speeds * np.cos(radians)], 1)
         hours.append(hour)
-        values.append([float(row[c]) for c in JENA_COLUMNS.values()] + vector)
+        values.append(numbers[:-3] + vector.ravel().tolist())
     report["jena_repeated_hours_dropped"] = len(rows) - len(hours)
     order = np.argsort(hours)
     series = {"jena": (np.array(hours)[order], np.array(values)[order])}
@@ -272,13 +293,48 @@ def load_jena(path: str | Path | None = None) -> Observations:
     return observations
 
 
-def _jena_hourly_rows(path: Path) -> list[dict]:
-    """The on-the-hour rows of a Jena CSV, or of the Jena CSV inside a zip."""
+def _jena_row(row: dict, line: int) -> tuple[int, list[float]]:
+    """(hour, [JENA_COLUMNS values, wv, max. wv, wd]) of one row; an empty or
+    NA value is missing (NaN). Raises ValueError naming the line and column."""
+    if None in row or None in row.values():  # csv's markers for both
+        more = "more" if None in row else "fewer"
+        raise ValueError(f"line {line}: {more} fields than the header's")
+    stamp = row["Date Time"]
+    try:
+        day, time = stamp.split()
+        d, m, y = day.split(".")
+        hour = parse_hour(f"{y}-{m}-{d} {time[:5]}")
+    except ValueError:
+        raise ValueError(
+            f"line {line}: Date Time {stamp!r} is not 'DD.MM.YYYY HH:MM:SS'"
+        ) from None
+    columns = [*JENA_COLUMNS.values(), "wv (m/s)", "max. wv (m/s)", "wd (deg)"]
+    return hour, [_number(row[c], c, line, allow_missing=True) for c in columns]
+
+
+def _jena_hourly_rows(path: Path) -> list[tuple[int, dict]]:
+    """(line, row) of the on-the-hour rows of a Jena CSV, or of the Jena CSV
+    inside a zip. Raises DatasetError for a file that is not one."""
     if not path.is_file():
-        raise DatasetError(f"Jena climate CSV {path}: no such file")
-    if not zipfile.is_zipfile(path):
-        with open(path, newline="") as f:
+        what = "a folder, not a file" if path.is_dir() else "no such file"
+        raise DatasetError(f"Jena climate CSV {path}: {what}")
+    try:
+        if zipfile.is_zipfile(path):
+            return _read_jena_zip(path)
+        if path.suffix.lower() == ".zip":
+            raise DatasetError(
+                f"{path} is not a valid zip archive (a cut-off download?): "
+                f"delete it and download {JENA_URL} again"
+            )
+        with open(path, newline="", encoding="utf-8-sig") as f:
             return _read_jena(f, path)
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path} is not UTF-8 text ({error})") from None
+    except zipfile.BadZipFile as error:  # a damaged member, say
+        raise DatasetError(f"{path} is a damaged zip archive ({error})") from None
+
+
+def _read_jena_zip(path: Path) -> list[tuple[int, dict]]:
     with zipfile.ZipFile(path) as archive:
         names = [n for n in archive.namelist() if Path(n).name == JENA_CSV]
         names = names or [n for n in archive.namelist() if n.endswith(".csv")]
@@ -286,17 +342,20 @@ def _jena_hourly_rows(path: Path) -> list[dict]:
         if not names:
             raise DatasetError(f"{path}: a zip without {JENA_CSV} (no .csv inside)")
         with archive.open(names[0]) as raw:
-            return _read_jena(io.TextIOWrapper(raw, "utf-8", newline=""), path)
+            text = io.TextIOWrapper(raw, "utf-8-sig", newline="")
+            return _read_jena(text, path)
 
 
-def _read_jena(lines, path: Path) -> list[dict]:
+def _read_jena(lines, path: Path) -> list[tuple[int, dict]]:
     reader = csv.DictReader(lines)
     missing = [c for c in JENA_NEEDED if c not in (reader.fieldnames or [])]
     if missing:
         raise DatasetError(
             f"{path} is not a Jena climate CSV: no column {', '.join(missing)}"
         )
-    return [r for r in reader if r["Date Time"][14:16] == "00"]
+    return [
+        (reader.line_num, r) for r in reader if (r["Date Time"] or "")[14:16] == "00"
+    ]
 
 
 # Cleaning ------------------------------------------------------------------------
@@ -340,8 +399,16 @@ def interpolate_short_gaps(series: np.ndarray, max_gap: int) -> tuple[np.ndarray
     return out, filled
 
 
-def clean(obs: Observations, max_gap: int) -> Observations:
-    """Cross-station pressure fill, then short-gap interpolation; counts in report."""
+def clean(
+    obs: Observations, max_gap: int, spans: Iterable[tuple[int, int]] = ()
+) -> Observations:
+    """Cross-station pressure fill, then short-gap interpolation; counts in report.
+
+    `spans`: [start, end) rows of the splits, interpolated one by one, so that
+    no value of a split is filled from another's (a gap that straddles a
+    boundary stays missing); by default the whole series is one span.
+    """
+    spans = list(spans) or [(0, len(obs.hours))]
     report = dict(obs.report)
     report["values_missing_before_cleaning"] = int(np.isnan(obs.values).sum())
     if len(obs.stations) > 1 and "pressure_hpa" in obs.features:
@@ -350,10 +417,13 @@ def clean(obs: Observations, max_gap: int) -> Observations:
         )
     values = obs.values.copy()
     interpolated = 0
-    for s in range(values.shape[1]):
-        for f in range(values.shape[2]):
-            values[:, s, f], n = interpolate_short_gaps(values[:, s, f], max_gap)
-            interpolated += n
+    for start, end in spans:
+        for s in range(values.shape[1]):
+            for f in range(values.shape[2]):
+                values[start:end, s, f], n = interpolate_short_gaps(
+                    values[start:end, s, f], max_gap
+                )
+                interpolated += n
     report[f"values_interpolated_gaps_up_to_{max_gap}h"] = interpolated
     report["values_missing_in_long_gaps"] = int(np.isnan(values).sum())
     return dataclasses.replace(obs, values=values, report=report)

@@ -53,14 +53,14 @@ def load_data(config: WeatherConfig) -> Prepared:
         raw = data.load_nyc()
     else:
         raw = data.load_jena(config.jena_csv or None)
-    obs = data.clean(raw, config.max_gap)
+    bounds = data.split_bounds(
+        len(raw.hours), config.validation_fraction, config.test_fraction
+    )
+    obs = data.clean(raw, config.max_gap, bounds.values())
     x, names = data.feature_matrix(obs)
     temps = obs.values[:, :, obs.features.index(data.TARGET)]
     horizons = config.hours_ahead()
     trained = list(range(1, horizons[-1] + 1)) if config.every_hour else horizons
-    bounds = data.split_bounds(
-        len(obs.hours), config.validation_fraction, config.test_fraction
-    )
     anchors, report = {}, dict(obs.report)
     for split, span in bounds.items():
         anchors[split], dropped = data.window_anchors(
@@ -372,11 +372,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
     config = parse_options(argv)
-    try:
-        _, run, metrics = common.interruptible(train, config)
-    except common.RUN_ERRORS as error:
-        common.discard_unstarted_run()  # so --resume latest skips it
-        sys.exit(f"error: {error}")
+    _, run, metrics = common.run_training(train, config)
     print(f"\nrun folder: {run.path}")
     epochs = [m["epochs_run"] for m in metrics["members"]]
     each = f" ({' + '.join(map(str, epochs))})" if len(epochs) > 1 else ""

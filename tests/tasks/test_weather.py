@@ -99,6 +99,23 @@ def test_short_gaps_are_interpolated_long_ones_kept():
     assert count == 4
 
 
+def test_interpolation_stays_inside_each_split():
+    """A gap that straddles a split boundary stays missing: filling the last
+    training hour from the first validation value would leak it back."""
+    nan = np.nan
+    series = {"A": (np.arange(8), np.array([[1.0], [2.0], [3.0], [nan], [nan],
+                                            [6.0], [7.0], [8.0]]))}  # fmt: skip
+    obs = data.to_grid(series, ["temp_c"], ["A"])
+    whole = data.clean(obs, max_gap=3)
+    np.testing.assert_allclose(whole.values[:, 0, 0], np.arange(1.0, 9.0))
+    split = data.clean(obs, max_gap=3, spans=[(0, 4), (4, 8)])
+    expected = [1, 2, 3, nan, nan, 6, 7, 8]
+    np.testing.assert_allclose(split.values[:, 0, 0], expected)
+    assert split.report["values_interpolated_gaps_up_to_3h"] == 0
+    inside = data.clean(obs, max_gap=3, spans=[(0, 2), (2, 8)])
+    np.testing.assert_allclose(inside.values[:, 0, 0], np.arange(1.0, 9.0))
+
+
 def test_reindexing_and_pressure_fill_are_counted():
     series = {
         "A": (np.array([10, 11, 13]), np.array([[1.0, 1000.0]] * 3)),
@@ -147,6 +164,11 @@ def test_reading_rejects_bad_files():
         data.read_long_csv([HEADER, good[1].rsplit(",", 2)[0]], data.FEATURES)
     with pytest.raises(ValueError, match="line 2: station is empty"):
         data.read_long_csv([HEADER, good[1].replace(",EWR", ",")], data.FEATURES)
+    # A station written " EWR " (spreadsheet padding) is EWR, as its numbers
+    # and time stamps are read with their spaces stripped.
+    padded = data.read_long_csv([HEADER, good[1].replace(",EWR", ", EWR ")],
+                                data.FEATURES)  # fmt: skip
+    assert list(padded) == ["EWR"]
 
 
 # Splits, windows and normalisation -------------------------------------------------
@@ -704,6 +726,117 @@ def test_jena_not_cached_and_offline_is_one_line_naming_the_fix(tmp_path, monkey
     )
     assert "--jena-csv PATH" in message and "\n" not in message
 
+
+@pytest.mark.parametrize("layout", ["keras2", "keras3"])
+def test_jena_csv_unpacked_in_the_keras_cache_is_read_offline(
+    tmp_path, monkeypatch, layout
+):
+    """The CSV that keras.utils.get_file unpacked, its download deleted:
+    Keras 2 left datasets/jena_climate_2009_2016.csv, Keras 3 a folder named
+    like the zip (without its `_archive`, get_file would download again)."""
+    no_download(monkeypatch, tmp_path)
+    cache = tmp_path / "keras_home" / "datasets"
+    folder = cache if layout == "keras2" else cache / f"{data.JENA_CSV}.zip"
+    path = write_jena(folder, days=3)
+    np.testing.assert_array_equal(data.load_jena().values, data.load_jena(path).values)
+
+
+def test_jena_cached_zip_cut_off_is_named(tmp_path, monkeypatch):
+    """An interrupted download in the cache: named, with the fix (it was read
+    as CSV text: a UnicodeDecodeError)."""
+    no_download(monkeypatch, tmp_path)
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(write_jena(tmp_path / "source", days=3), data.JENA_CSV)
+    cache = tmp_path / "keras_home" / "datasets"
+    cache.mkdir(parents=True)
+    cut = whole.read_bytes()
+    (cache / f"{data.JENA_CSV}.zip").write_bytes(cut[: len(cut) // 2])
+    cut_off = r"csv.zip is not a valid zip archive \(a cut-off download\?\): delete"
+    with pytest.raises(DatasetError, match=cut_off + " it and download https://"):
+        data.load_jena()
+
+
+def test_jena_keras3_folder_without_csv_advice_names_the_folder(tmp_path, monkeypatch):
+    """Offline with an empty `...csv.zip/` folder left by Keras: the advice to
+    download the zip under that name says the folder must go first."""
+    no_download(monkeypatch, tmp_path)
+    folder = tmp_path / "keras_home" / "datasets" / f"{data.JENA_CSV}.zip"
+    folder.mkdir(parents=True)
+    with pytest.raises(DatasetError, match=f"in place of the folder {folder}"):
+        data.load_jena()
+
+
+def jena_with(tmp_path, edit, name="bad.csv", encoding="utf-8"):
+    """A 2-day Jena CSV with `edit(lines)` applied."""
+    lines = write_jena(tmp_path / f"{name}-source", days=2).read_text().splitlines()
+    path = tmp_path / name
+    path.write_text("\n".join(edit(lines)) + "\n", encoding=encoding)
+    return path
+
+
+def set_field(lines, line, column, value):
+    """`lines` with field `column` (0-based) of 1-based `line` set to `value`."""
+    fields = lines[line - 1].split(",")
+    fields[column] = value
+    return [*lines[: line - 1], ",".join(fields), *lines[line:]]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda ls: set_field(ls, 7, 2, "warm"),
+         r"bad.csv, line 7: T \(degC\) = 'warm' is not a number$"),
+        (lambda ls: set_field(ls, 7, 0, "2009-01-01 01:00"),
+         r"bad.csv, line 7: Date Time '2009-01-01 01:00' is not 'DD.MM.YYYY "
+         r"HH:MM:SS'$"),
+        (lambda ls: [*ls[:6], ls[6].rsplit(",", 3)[0]],  # a download cut short
+         r"bad.csv, line 7: fewer fields than the header's$"),
+        (lambda ls: ls[:1], r"bad.csv: no rows on the hour"),
+        (lambda ls: [ls[0], *(line for line in ls[1:] if ":00:00" not in line)],
+         r"bad.csv: no rows on the hour"),
+    ],
+    ids=["text", "date", "short-line", "header-only", "no-hours"],
+)  # fmt: skip
+def test_jena_bad_rows_are_named_by_line(tmp_path, edit, message):
+    """Line 7 is 01:00 on the first day (rows every 10 minutes from 00:10).
+    These were ValueError, TypeError or IndexError tracebacks."""
+    with pytest.raises(DatasetError, match=message):
+        data.load_jena(jena_with(tmp_path, edit))
+
+
+def test_jena_empty_value_is_missing_and_encodings(tmp_path):
+    """An empty value is a missing one (as in the NYC file: the cleaning fills
+    or drops it); a byte-order mark is read; Latin-1 text is named."""
+    good = data.load_jena(jena_with(tmp_path, lambda ls: ls, "good.csv"))
+    holed = data.load_jena(jena_with(tmp_path, lambda ls: set_field(ls, 7, 2, "")))
+    temp = data.JENA_FEATURES.index("temp_c")
+    assert np.isnan(holed.values[0, 0, temp]) and not np.isnan(good.values[0]).any()
+    np.testing.assert_array_equal(holed.values[1:], good.values[1:])
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "good.csv").read_bytes())
+    np.testing.assert_array_equal(data.load_jena(bom).values, good.values)
+    latin = jena_with(tmp_path, lambda ls: [ls[0] + ",Bemerkung", *(
+        line + ",Sü" for line in ls[1:])], "latin.csv", "latin-1")  # fmt: skip
+    with pytest.raises(DatasetError, match="latin.csv is not UTF-8 text"):
+        data.load_jena(latin)
+    with pytest.raises(DatasetError, match="a folder, not a file"):
+        data.load_jena(tmp_path)
+
+
+def test_a_bug_before_training_leaves_no_run_folder(tmp_path, monkeypatch):
+    """An unexpected error (a traceback) before the first epoch removes the
+    run folder too, as a one-line error does: else `--resume latest` picks it
+    and fails again."""
+    runs = tmp_path / "runs"
+
+    def broken(config):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(weather, "load_data", broken)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        weather.main(["--runs-dir", str(runs)])
+    assert list((runs / "weather").iterdir()) == []
 
 def test_jena_csv_option_reads_a_local_file_or_zip(tmp_path, monkeypatch):
     csv_path = write_jena(tmp_path / "source", days=20)
