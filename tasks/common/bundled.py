@@ -19,11 +19,21 @@ class BundledDataError(RuntimeError):
 
 
 def expected_sha256(name: str, data_dir: Path = DATA_DIR) -> str:
-    for line in (data_dir / "SHA256SUMS").read_text().splitlines():
-        digest, _, filename = line.partition("  ")
-        if filename.strip() == name:
+    """The digest SHA256SUMS gives for `name` (text `digest  name` or binary
+    `digest *name` lines, as `sha256sum` writes them)."""
+    sums = data_dir / "SHA256SUMS"
+    try:
+        lines = sums.read_text().splitlines()
+    except OSError as error:
+        raise BundledDataError(
+            f"cannot read {sums} ({error.strerror or error}): restore it with "
+            "`git checkout -- tasks/data/SHA256SUMS`"
+        ) from None
+    for line in lines:
+        digest, _, filename = line.strip().partition(" ")
+        if filename.strip().removeprefix("*") == name:
             return digest
-    raise BundledDataError(f"{name} is not listed in {data_dir / 'SHA256SUMS'}")
+    raise BundledDataError(f"{name} is not listed in {sums}")
 
 
 def read_bundled(name: str, data_dir: Path = DATA_DIR) -> bytes:

@@ -67,6 +67,14 @@ def tfds_load(
         builder = tfds.builder(name, data_dir=data_dir)
         if builder.is_prepared():
             raise
+    except Exception as error:  # there, but damaged or incomplete
+        folder = data_dir or tfds.core.constants.DATA_DIR
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        raise DatasetError(
+            f"tfds dataset '{name}' in the TFDS data dir {folder} cannot be read "
+            f"({type(error).__name__}: {first_line}): delete {folder}/{name} "
+            "and download or copy it again"
+        ) from error
     folder = builder.data_dir_root
     fix = (
         'on a machine with internet access run `python -c "import '

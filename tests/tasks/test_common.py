@@ -388,6 +388,19 @@ def test_missing_or_corrupt_bundled_file_names_the_file_and_the_fix(tmp_path):
         bundled.read_bundled(name, tmp_path)
 
 
+def test_checksum_list_missing_or_in_binary_mode(tmp_path):
+    """SHA256SUMS itself gone: an error naming it and the fix (was a
+    FileNotFoundError traceback); `sha256sum -b` lines (`digest *name`) read
+    as the text-mode ones."""
+    name = "rotten_tomatoes.csv.gz"
+    shutil.copy(bundled.DATA_DIR / name, tmp_path)
+    with pytest.raises(bundled.BundledDataError, match="cannot read .*SHA256SUMS.*git"):
+        bundled.read_bundled(name, tmp_path)
+    digest = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64} *other\n{digest} *{name}\n")
+    assert bundled.read_bundled(name, tmp_path) == (tmp_path / name).read_bytes()
+
+
 def test_config_round_trips_through_json():
     original = Small(width=5, rnn="gru")
     assert Small(**json.loads(original.to_json())) == original

@@ -374,6 +374,37 @@ def test_tiny_shakespeare_not_cached_and_offline_fails_at_once(tmp_path, monkeyp
     assert "\n" not in str(error.value)
 
 
+@TF_ONLY
+@pytest.mark.parametrize("damage", ["garbled", "no shards"])
+def test_a_damaged_tfds_folder_is_one_error_naming_it(tmp_path, damage):
+    """A prepared dataset whose files are damaged (a garbled
+    dataset_info.json) or incomplete (its info without the data files, as a
+    copy cut short leaves it) names the folder and the fix; tfds raised a
+    protobuf ParseError or a KeyError about empty splits."""
+    import tensorflow_datasets as tfds
+
+    from tasks.common.datasets import DatasetError
+
+    builder = tfds.builder("tiny_shakespeare", data_dir=str(tmp_path))
+    folder = Path(builder.data_dir)
+    folder.mkdir(parents=True)
+    if damage == "garbled":
+        (folder / "dataset_info.json").write_text('{"name": "tiny\x01')
+    else:
+        builder.info.write_to_directory(str(folder))
+    with pytest.raises(DatasetError) as error:
+        data.load_tiny_shakespeare(data_dir=str(tmp_path))
+    message = str(error.value)
+    assert message.startswith(
+        f"tfds dataset 'tiny_shakespeare' in the TFDS data dir {tmp_path} cannot "
+        "be read ("
+    )
+    assert message.endswith(
+        f"delete {tmp_path}/tiny_shakespeare and download or copy it again"
+    )
+    assert "\n" not in message
+
+
 # Bad input on the command line ------------------------------------------------------
 
 
