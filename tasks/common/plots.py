@@ -10,6 +10,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tasks.common.runs import atomic_path  # noqa: E402
+
+
+def save_png(fig, path: str | Path, dpi: int) -> Path:
+    """Writes `fig` to `path` as PNG through a temporary sibling renamed into
+    place (a failed or killed write keeps the previous file), and closes it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(path)
+
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
     """Columns of a Keras CSVLogger file, as float lists keyed by metric name."""
@@ -37,8 +48,5 @@ def plot_history(history_csv: str | Path, out_dir: str | Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        path = Path(out_dir) / f"{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_png(fig, Path(out_dir) / f"{name}.png", dpi=100))
     return written

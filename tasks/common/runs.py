@@ -68,6 +68,11 @@ def new_run(runs_dir: str | os.PathLike, task: str) -> RunFolder:
         except FileExistsError:
             n += 1
             path = parent / f"{stamp}-{n}"
+        except OSError as error:  # say, a read-only runs folder
+            raise ConfigError(
+                f"--runs-dir={str(runs_dir)!r}: cannot create {path} "
+                f"({error.strerror or error})"
+            ) from None
     _last_made = path
     return RunFolder(path)
 
@@ -95,20 +100,25 @@ def discard_unstarted_run() -> Path | None:
     return None
 
 
+_RUN_NAME = re.compile(r"(\d{8}-\d{6})(?:-(\d+))?")  # new_run's names
+
+
 def _run_order(path: Path) -> tuple[str, int]:
     """`new_run`'s names in the order they were made: by time stamp, then
     suffix as a number (`...-10` after `...-2`)."""
-    match = re.fullmatch(r"(\d{8}-\d{6})(?:-(\d+))?", path.name)
-    if match is None:  # a folder named by hand
-        return path.name, 0
+    match = _RUN_NAME.fullmatch(path.name)
     return match[1], int(match[2] or 1)
 
 
 def find_run(runs_dir: str | os.PathLike, task: str, resume: str) -> RunFolder:
     """The folder named by `--resume`: a path, or 'latest' for the newest run."""
     if resume == "latest":
-        candidates = sorted(
-            (p for p in (Path(runs_dir) / task).glob("*") if p.is_dir()),
+        candidates = sorted(  # a folder named by hand is passed by its path
+            (
+                p
+                for p in (Path(runs_dir) / task).glob("*")
+                if p.is_dir() and _RUN_NAME.fullmatch(p.name)
+            ),
             key=_run_order,
         )
         if not candidates:

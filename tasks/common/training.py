@@ -219,7 +219,13 @@ def start_run(task: str, config: TrainConfig) -> tuple[TrainConfig, RunFolder]:
 
 
 def _resumed_config(config: TrainConfig, run: RunFolder) -> TrainConfig:
-    saved = json.loads(run.config.read_text())
+    where = f"--resume={config.resume!r}: {run.config}"
+    try:
+        saved = json.loads(run.config.read_text())
+    except (OSError, ValueError) as error:  # missing, unreadable, not JSON
+        raise ConfigError(f"{where} cannot be read ({error})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{where} is not a run's config (a JSON object)")
     fields = {f.name: f for f in dataclasses.fields(config)}
     foreign = sorted(set(saved) - set(fields))
     if foreign:
@@ -230,17 +236,30 @@ def _resumed_config(config: TrainConfig, run: RunFolder) -> TrainConfig:
     typed = getattr(config, "given_options", None)
     if typed is None:  # built in Python: the options that differ from defaults
         typed = {n for n, f in fields.items() if getattr(config, n) != f.default}
-    given = {name: getattr(config, name) for name in typed if name in saved}
+    given = {name: getattr(config, name) for name in typed}
     for name, value in given.items():
-        if name not in SESSION_OPTIONS and value != saved[name]:
+        # An option its config.json lacks (saved by an older version) ran
+        # with the default.
+        before = saved[name] if name in saved else _default(fields[name])
+        if name not in SESSION_OPTIONS and value != before:
+            source = "" if name in saved else ", the default: not in its config.json"
             raise ConfigError(
                 f"--{name.replace('_', '-')}={value!r}: --resume continues "
-                f"{run.path} with its saved options ({name} = {saved[name]!r}); "
+                f"{run.path} with its saved options ({name} = {before!r}{source}); "
                 "start a new run to change it"
             )
-    resumed = type(config)(**{**saved, **given, "resume": config.resume})
-    resumed.validate()
+    try:
+        resumed = type(config)(**{**saved, **given, "resume": config.resume})
+        resumed.validate()
+    except TypeError as error:  # a value of the wrong type, edited by hand
+        raise ConfigError(f"{where}: {error}") from None
     return resumed
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -311,17 +330,19 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError(
                 "BackupAndRestore needs a built model; build it before fit()."
             )
-        metadata_path = Path(self._training_metadata_path)
-        if not metadata_path.exists():
+        metadata = read_backup_metadata(Path(self.backup_dir))
+        if metadata is None:
             return
-        metadata = json.loads(metadata_path.read_text())
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         # Keras' own layout (a run killed before this class existed) has no
         # "weights" and keeps them in latest.weights.h5.
         weights = metadata.get("weights", os.path.basename(self._weights_path))
-        self.model.load_weights(os.path.join(self.backup_dir, weights))
-        self.model._initial_epoch = metadata["epoch"]
+        try:
+            self.model.load_weights(os.path.join(self.backup_dir, weights))
+        except (OSError, ValueError) as error:  # lost or cut short
+            raise _damaged_backup(Path(self.backup_dir), error) from None
+        self.model._initial_epoch = int(metadata["epoch"])
 
     def on_train_end(self, logs=None):
         """Deletes the backup (training ended) by first renaming it aside in
@@ -377,10 +398,37 @@ class ReseedEachEpoch(keras.callbacks.Callback):
 
 def _completed_epochs(run: RunFolder) -> int:
     """Epochs the backup holds (0 without a backup)."""
-    metadata = run.backup / "training_metadata.json"
-    if not metadata.exists():
-        return 0
-    return int(json.loads(metadata.read_text())["epoch"])
+    metadata = read_backup_metadata(run.backup)
+    return 0 if metadata is None else int(metadata["epoch"])
+
+
+def read_backup_metadata(backup: Path) -> dict | None:
+    """The backup's training_metadata.json (None if there is none).
+
+    Raises:
+        ConfigError: it is not what `AtomicBackupAndRestore` writes; the
+            message says how to go on.
+    """
+    path = backup / "training_metadata.json"
+    if not path.exists():
+        return None
+    try:
+        metadata = json.loads(path.read_text())
+        int(metadata["epoch"])
+        str(metadata.get("weights", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise _damaged_backup(backup, error) from None
+    return metadata
+
+
+def _damaged_backup(backup: Path, error: Exception) -> ConfigError:
+    first_line = (str(error).splitlines() or [""])[0][:200]
+    return ConfigError(
+        f"the backup {backup} of the interrupted run cannot be read "
+        f"({type(error).__name__}: {first_line}): delete "
+        f"{backup / 'training_metadata.json'} to train the run again from its "
+        "first epoch, or start a new run"
+    )
 
 
 def _history_rows(run: RunFolder) -> list[dict[str, str]]:
@@ -469,9 +517,13 @@ def fit(
     for stale in run.path.glob(f".{run.backup.name}.deleted-*"):  # and backups
         shutil.rmtree(stale, ignore_errors=True)
     if _finished(run):
+        if not run.checkpoint.exists():  # else the untrained model is reported
+            raise ConfigError(
+                f"{run.path}: training finished earlier, but its "
+                f"{run.checkpoint.name} is missing; start a new run"
+            )
         print(f"{run.path}: training finished earlier; using its best.keras")
-        if run.checkpoint.exists():
-            load_checkpoint(model, run.checkpoint)
+        load_checkpoint(model, run.checkpoint)
         plot_history(run.history, run.path)  # in case it died before the plots
         return _check_finite(model, read_history(run.history), run)
     past = _past_history(run, _completed_epochs(run))

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tasks.common.plots import save_png  # noqa: E402
+
 
 def forecast_week(
     path: str | Path,
@@ -39,9 +41,7 @@ def forecast_week(
     axes[0].legend(fontsize=8, ncol=len(forecasts) + 1)
     axes[-1].set_xlabel("days into the test week")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=80)
 
 
 def mae_by_horizon(
@@ -60,9 +60,7 @@ def mae_by_horizon(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=80)
 
 
 def write_run_plots(

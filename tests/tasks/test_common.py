@@ -368,6 +368,28 @@ def test_plots_are_written(tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
 
 
+def test_plots_replace_their_files_atomically(tmp_path, monkeypatch):
+    """A plot whose write fails (disk full, a kill) keeps the previous PNG:
+    it is written to a temporary sibling and renamed (it was written in
+    place, truncating the old file first)."""
+    import matplotlib.figure
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss\n0,.7,.7\n1,.6,.65\n")
+    common.plot_history(history, tmp_path)
+    before = (tmp_path / "loss.png").read_bytes()
+
+    def disk_full(self, fname, **kwargs):
+        pathlib.Path(fname).write_bytes(b"half a PNG")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        common.plot_history(history, tmp_path)
+    assert (tmp_path / "loss.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "loss.png"]
+
+
 def test_bundled_files_match_their_checksums():
     for line in (bundled.DATA_DIR / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
@@ -770,6 +792,106 @@ def test_killed_while_writing_the_backup_resumes_to_the_same_run(tmp_path, monke
     resumed = fit_tiny(tmp_path / "killed", resume="latest")
     assert_same_run(resumed, whole)
     assert not list(resumed[2].path.glob(".*.tmp-*"))
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "metadata"])
+def test_a_damaged_backup_is_named_with_the_fix(tmp_path, monkeypatch, damage):
+    """A killed run whose backup weights were lost or cut short (or whose
+    metadata is not JSON): one ConfigError naming the backup folder, not an
+    h5py or JSON traceback; deleting the metadata, as it says, trains the run
+    again from its first epoch, to the uninterrupted run's result."""
+    from tasks.common.training import AtomicModelCheckpoint
+
+    real = AtomicModelCheckpoint._save_model
+
+    def killed_in_epoch_2(self, epoch, batch, logs):
+        if epoch == 2:
+            raise Killed("killed")
+        real(self, epoch, batch, logs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AtomicModelCheckpoint, "_save_model", killed_in_epoch_2)
+        with pytest.raises(Killed):
+            fit_tiny(tmp_path / "killed")
+    (backup,) = (tmp_path / "killed" / "demo").glob("*/backup")
+    (weights,) = backup.glob("*.weights.h5")
+    if damage == "deleted":
+        weights.unlink()
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        (backup / "training_metadata.json").write_text("{")
+    message = f"the backup {backup} of the interrupted run cannot be read .*: delete"
+    with pytest.raises(common.ConfigError, match=message + " .*training_metadata"):
+        fit_tiny(tmp_path / "killed", resume="latest")
+    (backup / "training_metadata.json").unlink()  # as the message says
+    assert_same_run(fit_tiny(tmp_path / "killed", resume="latest"), fit_tiny(
+        tmp_path / "whole"))  # fmt: skip
+
+
+def test_a_finished_run_without_its_checkpoint_is_refused(tmp_path):
+    """Resuming a finished run evaluates its best.keras; without it the
+    freshly built (untrained) model was evaluated and reported as the run's."""
+    _, _, run = fit_tiny(tmp_path)
+    run.checkpoint.unlink()
+    with pytest.raises(common.ConfigError, match="training finished earlier, but its "
+                       "best.keras is missing; start a new run"):  # fmt: skip
+        fit_tiny(tmp_path, resume="latest")
+
+
+def test_resume_reads_the_saved_config_or_names_it(tmp_path):
+    """A missing, garbled or hand-edited config.json of the run 'latest' finds:
+    a common.ConfigError naming it (were FileNotFoundError, JSONDecodeError,
+    TypeError tracebacks). A folder named by hand is not 'latest'."""
+    made = runs.new_run(tmp_path, "demo")
+    (tmp_path / "demo" / "my copy").mkdir()  # sorts after the time stamps
+    resume = Small(runs_dir=str(tmp_path), resume="latest")
+    for text, problem in [
+        (None, "cannot be read"),
+        ("{", "cannot be read"),
+        ("[1, 2]", "is not a run's config"),
+        ('{"epochs": "3"}', "'<' not supported"),
+    ]:
+        if text is not None:
+            made.config.write_text(text)
+        with pytest.raises(common.ConfigError, match=f"{made.config}.* {problem}"):
+            common.start_run("demo", resume)
+
+
+def test_resume_refuses_an_option_its_older_config_lacks(tmp_path):
+    """A run saved before an option existed ran with its default: giving
+    another value is refused like any other change (it was ignored); the
+    default itself and the session options pass."""
+    _, run = common.start_run("demo", Small(runs_dir=str(tmp_path)))
+    saved = json.loads(run.config.read_text())
+    del saved["width"]
+    run.config.write_text(json.dumps(saved))
+    argv = ["--runs-dir", str(tmp_path), "--resume", "latest"]
+    message = r"--width=5: .*\(width = 8, the default: not in its config.json\)"
+    with pytest.raises(common.ConfigError, match=message):
+        common.start_run("demo", common.parse(Small, [*argv, "--width", "5"]))
+    config, _ = common.start_run(
+        "demo", common.parse(Small, [*argv, "--width", "8", "--verbose", "0"])
+    )
+    assert (config.width, config.verbose) == (8, "0")
+
+
+def test_a_runs_folder_that_cannot_take_a_run_is_named(tmp_path, monkeypatch):
+    """`runs/<task>` exists but refuses a new folder (read-only, say): a
+    common.ConfigError naming --runs-dir, not a PermissionError traceback."""
+    (tmp_path / "demo").mkdir()
+    real = pathlib.Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self.parent == tmp_path / "demo":
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    with pytest.raises(
+        common.ConfigError, match="--runs-dir=.*: cannot create .*Permission"
+    ):
+        runs.new_run(tmp_path, "demo")
 
 
 class StopAfterEpoch2(keras.callbacks.Callback):
