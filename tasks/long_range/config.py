@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from typing import Sequence
 
 from tasks.common.config import (
@@ -126,20 +127,24 @@ class LongRangeConfig(TrainConfig):
     def learning_rate_for(self, model: str) -> float:
         """--learning-rate, or the model's entry in --model-learning-rates."""
         try:
-            pairs = dict(
-                p.split("=") for p in self.model_learning_rates.split(",") if p
-            )
-            rates = {k.strip(): float(v) for k, v in pairs.items()}
+            pairs = [
+                (k.strip(), float(v))
+                for k, v in (
+                    p.split("=") for p in self.model_learning_rates.split(",") if p
+                )
+            ]
         except ValueError:
             raise ConfigError(
                 f"--model-learning-rates={self.model_learning_rates!r}: "
                 "write model=rate pairs, e.g. simple_rnn=1e-3"
             ) from None
+        rates = dict(pairs)
         unknown = sorted(set(rates) - set(MODELS))
-        if unknown or not all(r > 0 for r in rates.values()):
+        finite = all(0 < r < math.inf for r in rates.values())
+        if unknown or not finite or len(rates) < len(pairs):
             raise ConfigError(
                 f"--model-learning-rates={self.model_learning_rates!r}: "
-                f"models from {MODELS}, rates > 0"
+                f"models from {MODELS}, each once, finite rates > 0"
             )
         return rates.get(model, self.learning_rate)
 

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import keras_lstm
+from tasks.common.runs import atomic_path
 
 CONSTANT_GUESS_MSE = 2 / 12
 LABELS = {
@@ -19,10 +20,12 @@ LABELS = {
 }
 
 
-def _solved(result: dict, budget: int | None = None) -> str:
+def _solved(result: dict) -> str:
+    """Steps to solve, or the steps run (fewer than the budget where early
+    stopping or a NaN loss ended the run)."""
     if result["steps_to_solve"] is not None:
         return f"{result['steps_to_solve']} steps"
-    return f"not solved in {budget or result['steps_run']}"
+    return f"not solved in {result['steps_run']}"
 
 
 def summary_line(result: dict, threshold: float) -> str:
@@ -49,9 +52,7 @@ def results_table(results: list[dict], config) -> str:
         row = [f"{LABELS[name]} ({first['units']}, {first['parameters']})"]
         for length in lengths:
             r = cells.get((name, length))
-            row.append(
-                "" if r is None else f"{r['test_mse']:.4f} · {_solved(r, budget)}"
-            )
+            row.append("" if r is None else f"{r['test_mse']:.4f} · {_solved(r)}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append(
         f"\nTest MSE ({config.test_size} unseen sequences; guessing the mean "
@@ -84,7 +85,8 @@ def plot_curves(results: list[dict], config, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation MSE")
     axes[-1].legend(fontsize="small")
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     return path
 
 

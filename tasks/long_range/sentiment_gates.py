@@ -83,6 +83,21 @@ def plot_review(
     return path
 
 
+def output_problem(value: str) -> str | None:
+    """Why a file cannot be written at `value` (None if it can); makes its
+    folder."""
+    path = Path(value)
+    if not value.strip():
+        return "give a file name"
+    if path.is_dir():
+        return "a folder; give a file name"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where a folder should be, say
+        return f"cannot make its folder {path.parent} ({error.strerror or error})"
+    return None
+
+
 def review_values(record: dict, labels: list, probability: float, review: str):
     """Per token, over the units: the mean of each gate and state, the mean
     magnitude of the candidate values and the mean |ΔC| (the cell state's
@@ -104,6 +119,10 @@ def main(argv: Sequence[str]) -> None:
     import sys
 
     args = gates_parser().parse_args(argv)
+    for flag, value in (("--out", args.out), ("--values", args.values)):
+        problem = (flag == "--out" or value) and output_problem(value)
+        if problem:  # before the model loads and before either file is written
+            sys.exit(f"error: {flag}={value!r}: {problem}")
     from tasks.sentiment.task import load_exported
 
     try:

@@ -243,12 +243,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         from tasks.long_range import sentiment_gates
 
         return sentiment_gates.main(argv[1:])
-    config = parse_options(argv)
-    try:
-        config, run = common.start_run(TASK, config)
-    except common.ConfigError as error:
-        sys.exit(f"error: {error}")
-    start = time.perf_counter()
-    results = common.interruptible(run_grid, config, run)
-    table = write_report(config, run, results, time.perf_counter() - start)
+    table, run = common.run_training(train, parse_options(argv))
     print(f"\n{table}\n\nrun folder: {run.path}")
+
+
+def train(config: LongRangeConfig) -> tuple[str, common.RunFolder]:
+    """The whole grid in a new run folder (or the one `--resume` names);
+    returns the results table and the folder."""
+    config, run = common.start_run(TASK, config)
+    start = time.perf_counter()
+    results = run_grid(config, run)
+    return write_report(config, run, results, time.perf_counter() - start), run

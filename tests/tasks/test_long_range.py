@@ -2,6 +2,7 @@
 the sentiment gate map, and a tiny run of `python -m tasks.long_range`."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -155,6 +156,9 @@ def test_gradient_flow_is_drawn_where_the_grid_allows(argv, length):
         (["--cell", "keras"], "use --models"),
         (["--model-learning-rates", "lstm:1"], "--model-learning-rates"),
         (["--model-learning-rates", "rnn=1"], "--model-learning-rates"),
+        (["--model-learning-rates", "lstm=inf"], "finite rates > 0"),
+        (["--model-learning-rates", "lstm=1e400"], "finite rates > 0"),
+        (["--model-learning-rates", "lstm=1,lstm=2"], "each once"),
         (["--mixed-precision"], "--mixed-precision/--distribute: not supported"),
         (["--distribute", "mirrored"], "--mixed-precision/--distribute"),
         (["--solved-mse", "nan"], "--solved-mse: must be a finite number"),
@@ -231,6 +235,25 @@ def test_sentiment_gates_replay_the_forward_lstm(tmp_path):
         sentiment_gates.plot_review(model, vocabulary, 8, review, png, png)
     with pytest.raises(ValueError, match="has no words to show"):
         sentiment_gates.plot_review(model, vocabulary, 8, " ", str(tmp_path / "x.png"))
+
+
+def test_gates_command_checks_its_output_paths_first(tmp_path):
+    """--out / --values that cannot be written are named with their flag
+    before the model loads (the model folder here does not exist) and before
+    either file is written; they were an OSError naming an internal temporary
+    file, after the PNG had been written."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for extra, message in [
+        (["--out", ""], "--out='': give a file name"),
+        (["--out", str(tmp_path)], f"--out={str(tmp_path)!r}: a folder"),
+        (["--values", str(a_file / "v.json")], "--values=.*: cannot make its folder"),
+    ]:
+        argv = ["--model-dir", str(tmp_path / "none"), "--out", str(tmp_path / "g.png")]
+        with pytest.raises(SystemExit) as exit_info:
+            sentiment_gates.main(["fine", *argv, *extra])
+        assert re.match(f"error: {message}", exit_info.value.code), exit_info.value
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 def test_gates_command_names_a_model_dir_of_another_task(tmp_path):
@@ -365,6 +388,19 @@ def test_cosine_schedule_runs(tmp_path):
     assert result["steps_run"] == 2 and np.isfinite(result["test_mse"])
 
 
+def test_a_failure_before_training_leaves_no_run_folder(tmp_path, monkeypatch):
+    """As in the other tasks: a run that stops before its first epoch, with a
+    traceback too, removes its folder (so --resume latest does not pick it)."""
+
+    def out_of_memory(config, length):
+        raise MemoryError("Unable to allocate 298. GiB")
+
+    monkeypatch.setattr(task, "load_data", out_of_memory)
+    with pytest.raises(MemoryError):
+        task.main(["--lengths", "12", "--models", "lstm", "--runs-dir", str(tmp_path)])
+    assert list((tmp_path / "long_range").iterdir()) == []
+
+
 def test_a_model_that_diverges_is_a_result_not_the_end_of_the_grid(tmp_path):
     """Plain RNNs may diverge: the grid goes on and the table says so."""
     argv = "--lengths 12 --models simple_rnn,lstm --epochs 2 --steps-per-epoch 2 "
@@ -377,6 +413,12 @@ def test_a_model_that_diverges_is_a_result_not_the_end_of_the_grid(tmp_path):
     by_model = {r["model"]: r for r in results}
     assert by_model["simple_rnn"]["test_mse"] is None  # NaN, as strict JSON
     assert np.isfinite(by_model["lstm"]["test_mse"])
+    # The table gives the steps it ran (TerminateOnNaN ended it after the
+    # first epoch), not the budget of 4.
+    steps = by_model["simple_rnn"]["steps_run"]
+    assert (
+        steps == 2 and "| nan · not solved in 2 |" in (run / "results.md").read_text()
+    )
     # Resuming the finished grid reads the NaN back and trains nothing.
     task.main([*argv.split(), "--runs-dir", str(tmp_path), "--resume", "latest"])
     again = json.loads(
