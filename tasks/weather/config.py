@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tasks.common.config import (
+    MAX_SEED,
     ConfigError,
     TrainConfig,
     option,
@@ -93,6 +94,12 @@ class WeatherConfig(TrainConfig):
                 raise ConfigError(f"{flag}={value}: must be positive")
         if self.max_gap < 0:
             raise ConfigError(f"--max-gap={self.max_gap}: must be >= 0")
+        most = MAX_SEED // member_seed(0, 1) + 1
+        if self.members > most:  # else the message below blames --seed
+            raise ConfigError(
+                f"--members={self.members}: at most {most} (member k trains "
+                "with --seed + 1000 (k - 1), and seeds end at 2**32 - 1)"
+            )
         last = self.members - 1
         self.check_seed(
             member_seed(0, last),

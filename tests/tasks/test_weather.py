@@ -280,6 +280,7 @@ def test_linear_baseline_matches_least_squares():
         ({"horizons": "1,six"}, "--horizons='1,six'"),
         ({"lookback": 12}, "--lookback=12"),
         ({"members": 0}, "--members=0: must be positive"),
+        ({"members": 10**12}, "--members=1000000000000: at most 4294968 (member k"),
         ({"max_gap": -1}, "--max-gap=-1: must be >= 0"),
         (
             {"members": 3, "seed": 2**32 - 1500},
