@@ -839,6 +839,7 @@ def test_a_bug_before_training_leaves_no_run_folder(tmp_path, monkeypatch):
         weather.main(["--runs-dir", str(runs)])
     assert list((runs / "weather").iterdir()) == []
 
+
 def test_jena_csv_option_reads_a_local_file_or_zip(tmp_path, monkeypatch):
     csv_path = write_jena(tmp_path / "source", days=20)
     with zipfile.ZipFile(tmp_path / "jena.zip", "w") as archive:
