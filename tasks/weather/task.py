@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from tasks import common
 from tasks.common import ArrayBatches, ConfigError
+from tasks.common.datasets import DatasetError
 from tasks.weather import baselines, data, plots
 from tasks.weather.config import (
     WeatherConfig,
@@ -77,7 +79,16 @@ def load_data(config: WeatherConfig) -> Prepared:
             "give the split more hours"
         )
     train = x[slice(*bounds["train"])]
-    mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # named below instead
+        mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0)
+    unusable = [n for n, m, d in zip(names, mean, std) if not np.isfinite(m + d)]
+    if unusable:
+        raise DatasetError(
+            f"cannot normalise {', '.join(unusable[:3])}: the training hours "
+            "hold no value or values too large to average (say 1e308); check "
+            "the data"
+        )
     std[std == 0] = 1.0
     change = (
         data.future(temps, anchors["train"], trained) - temps[anchors["train"]][:, None]

@@ -768,9 +768,10 @@ def test_jena_keras3_folder_without_csv_advice_names_the_folder(tmp_path, monkey
         data.load_jena()
 
 
-def jena_with(tmp_path, edit, name="bad.csv", encoding="utf-8"):
-    """A 2-day Jena CSV with `edit(lines)` applied."""
-    lines = write_jena(tmp_path / f"{name}-source", days=2).read_text().splitlines()
+def jena_with(tmp_path, edit, name="bad.csv", encoding="utf-8", days=2):
+    """A Jena CSV of `days` days with `edit(lines)` applied."""
+    source = write_jena(tmp_path / f"{name}-source", days=days)
+    lines = source.read_text().splitlines()
     path = tmp_path / name
     path.write_text("\n".join(edit(lines)) + "\n", encoding=encoding)
     return path
@@ -804,6 +805,19 @@ def test_jena_bad_rows_are_named_by_line(tmp_path, edit, message):
     These were ValueError, TypeError or IndexError tracebacks."""
     with pytest.raises(DatasetError, match=message):
         data.load_jena(jena_with(tmp_path, edit))
+
+
+def test_a_value_too_large_to_normalise_is_named(tmp_path):
+    """One 1e308 made the temperature's std inf: a RuntimeWarning, then every
+    temperature input scaled to 0 and a model trained on that."""
+    path = jena_with(tmp_path, lambda ls: set_field(ls, 7, 2, "1e308"), days=20)
+    config = common.parse(
+        weather.WeatherConfig,
+        ["--dataset", "jena", "--jena-csv", str(path), "--lookback", "24",
+         "--horizons", "1", "--max-gap", "0"],
+    )  # fmt: skip
+    with pytest.raises(DatasetError, match="cannot normalise jena:temp_c: the "):
+        weather.load_data(config)
 
 
 def test_jena_empty_value_is_missing_and_encodings(tmp_path):
