@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any, Sequence
 
 
@@ -38,6 +39,18 @@ def unreachable(urls: Sequence[str], timeout: float = 5.0) -> str | None:
         except OSError as error:
             return f"cannot connect to {parts.hostname}:{port}: {error}"
     return None
+
+
+def _damage_errors() -> tuple[type[Exception], ...]:
+    """What tfds.load raises for a prepared dataset folder whose files are
+    damaged or missing: a garbled JSON (protobuf's ParseError, or a
+    JSONDecodeError, a ValueError), no data files (KeyError: its splits are
+    empty), unreadable files (OSError; TensorFlow's OpError such as
+    DataLossError). Not a TypeError or MemoryError, which are not the data's."""
+    import tensorflow as tf
+    from google.protobuf import json_format
+
+    return (json_format.Error, ValueError, KeyError, OSError, tf.errors.OpError)
 
 
 def tfds_load(
@@ -67,8 +80,10 @@ def tfds_load(
         builder = tfds.builder(name, data_dir=data_dir)
         if builder.is_prepared():
             raise
-    except Exception as error:  # there, but damaged or incomplete
+    except _damage_errors() as error:  # there, but damaged or incomplete
         folder = data_dir or tfds.core.constants.DATA_DIR
+        if not (Path(folder) / name).exists():
+            raise
         first_line = (str(error).splitlines() or [""])[0][:200]
         raise DatasetError(
             f"tfds dataset '{name}' in the TFDS data dir {folder} cannot be read "

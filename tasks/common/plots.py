@@ -16,9 +16,11 @@ from tasks.common.runs import atomic_path  # noqa: E402
 def save_png(fig, path: str | Path, dpi: int) -> Path:
     """Writes `fig` to `path` as PNG through a temporary sibling renamed into
     place (a failed or killed write keeps the previous file), and closes it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

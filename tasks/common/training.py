@@ -340,7 +340,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         weights = metadata.get("weights", os.path.basename(self._weights_path))
         try:
             self.model.load_weights(os.path.join(self.backup_dir, weights))
-        except (OSError, ValueError) as error:  # lost or cut short
+        except OSError as error:  # lost or cut short (a ValueError is a model
+            # that does not match the backup: not the backup's fault)
             raise _damaged_backup(Path(self.backup_dir), error) from None
         self.model._initial_epoch = int(metadata["epoch"])
 

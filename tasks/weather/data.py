@@ -242,12 +242,15 @@ def jena_csv_path() -> Path:
 
 def cached_jena(datasets: Path) -> Path | None:
     """The Jena data already in Keras' cache folder `datasets`, or None: the
-    zip that Keras' Jena tutorial downloads, or a CSV unpacked by
-    `keras.utils.get_file` (Keras 2 unpacked it into `datasets`; Keras 3 into a
-    folder named like the zip, whose `..._archive` may have been deleted)."""
+    zip that Keras' Jena tutorial downloads, the zip Keras 3's `get_file`
+    downloads (`..._archive`), or else a CSV that `get_file` unpacked (Keras 2
+    into `datasets`; Keras 3 into a folder named like the zip)."""
     zipped = datasets / f"{JENA_CSV}.zip"
     if zipped.is_file():
         return zipped
+    archive = datasets / f"{zipped.name}_archive"  # Keras 3's download
+    if zipfile.is_zipfile(archive):  # complete, unlike a half-unpacked CSV
+        return archive
     for pattern in (JENA_CSV, f"{zipped.name}/**/{JENA_CSV}"):
         found = sorted(p for p in datasets.glob(pattern) if p.is_file())
         if found:
@@ -309,7 +312,11 @@ def _jena_row(row: dict, line: int) -> tuple[int, list[float]]:
             f"line {line}: Date Time {stamp!r} is not 'DD.MM.YYYY HH:MM:SS'"
         ) from None
     columns = [*JENA_COLUMNS.values(), "wv (m/s)", "max. wv (m/s)", "wd (deg)"]
-    return hour, [_number(row[c], c, line, allow_missing=True) for c in columns]
+    values = [_number(row[c], c, line, allow_missing=True) for c in columns]
+    for column, value in zip(columns, values):
+        if np.isinf(value):  # NaN is missing; an infinity is an error
+            raise ValueError(f"line {line}: {column} = {row[column]!r} is not finite")
+    return hour, values
 
 
 def _jena_hourly_rows(path: Path) -> list[tuple[int, dict]]:

@@ -794,7 +794,7 @@ def test_killed_while_writing_the_backup_resumes_to_the_same_run(tmp_path, monke
     assert not list(resumed[2].path.glob(".*.tmp-*"))
 
 
-@pytest.mark.parametrize("damage", ["deleted", "truncated", "metadata"])
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "metadata", "mismatch"])
 def test_a_damaged_backup_is_named_with_the_fix(tmp_path, monkeypatch, damage):
     """A killed run whose backup weights were lost or cut short (or whose
     metadata is not JSON): one ConfigError naming the backup folder, not an
@@ -819,8 +819,18 @@ def test_a_damaged_backup_is_named_with_the_fix(tmp_path, monkeypatch, damage):
         weights.unlink()
     elif damage == "truncated":
         weights.write_bytes(weights.read_bytes()[:100])
-    else:
+    elif damage == "metadata":
         (backup / "training_metadata.json").write_text("{")
+    else:  # a model that no longer matches the backup: not the backup's fault
+
+        def mismatch(self, *args, **kwargs):
+            raise ValueError("A total of 1 objects could not be loaded")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(keras.Model, "load_weights", mismatch)
+            with pytest.raises(ValueError, match="objects could not be loaded"):
+                fit_tiny(tmp_path / "killed", resume="latest")
+        return
     message = f"the backup {backup} of the interrupted run cannot be read .*: delete"
     with pytest.raises(common.ConfigError, match=message + " .*training_metadata"):
         fit_tiny(tmp_path / "killed", resume="latest")

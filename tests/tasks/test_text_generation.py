@@ -392,6 +392,11 @@ def test_a_damaged_tfds_folder_is_one_error_naming_it(tmp_path, damage):
         (folder / "dataset_info.json").write_text('{"name": "tiny\x01')
     else:
         builder.info.write_to_directory(str(folder))
+    # A bug (here a misspelt keyword) is not blamed on the data.
+    from tasks.common.datasets import tfds_load
+
+    with pytest.raises(TypeError, match="as_supervsied"):
+        tfds_load("tiny_shakespeare", ["train"], str(tmp_path), as_supervsied=True)
     with pytest.raises(DatasetError) as error:
         data.load_tiny_shakespeare(data_dir=str(tmp_path))
     message = str(error.value)

@@ -742,6 +742,44 @@ def test_jena_csv_unpacked_in_the_keras_cache_is_read_offline(
     np.testing.assert_array_equal(data.load_jena().values, data.load_jena(path).values)
 
 
+def test_jena_keras3_download_is_read_before_its_unpacked_csv(tmp_path, monkeypatch):
+    """Keras 3's get_file keeps its download as `..._archive` beside the
+    folder it unpacks into: the complete zip is read, not a CSV that a killed
+    unpacking left short (get_file re-unpacked it on every call)."""
+    no_download(monkeypatch, tmp_path)
+    source = write_jena(tmp_path / "source", days=3)
+    cache = tmp_path / "keras_home" / "datasets"
+    folder = cache / f"{data.JENA_CSV}.zip"
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(cache / f"{data.JENA_CSV}.zip_archive", "w") as archive:
+        archive.write(source, data.JENA_CSV)
+    lines = source.read_text().splitlines(keepends=True)
+    (folder / data.JENA_CSV).write_text("".join(lines[: len(lines) // 2]))
+    assert len(data.load_jena().hours) == 3 * 24
+
+
+def test_load_data_interpolates_within_each_split(tmp_path):
+    """The task passes its split bounds to the cleaning: a 2-hour gap in the
+    temperature at the last training hour and the first validation hour
+    stays missing (it was filled across the boundary)."""
+    length = 20 * 24  # hours of the file: 01:00 on day 1 to 00:00 on day 21
+    start = data.split_bounds(length, 0.15, 0.15)["validation"][0]
+    lines = 7 + 6 * (start - 1), 7 + 6 * start  # line 7 is hour 0 (01:00)
+    path = jena_with(
+        tmp_path,
+        lambda ls: set_field(set_field(ls, lines[0], 2, ""), lines[1], 2, ""),
+        days=20,
+    )
+    argv = ["--dataset", "jena", "--jena-csv", str(path), "--lookback", "24",
+            "--horizons", "1", "--validation-fraction", "0.15",
+            "--test-fraction", "0.15"]  # fmt: skip
+    prepared = weather.load_data(common.parse(weather.WeatherConfig, argv))
+    assert prepared.report["validation_from"] == data.format_hour(prepared.hours[start])
+    temps = prepared.temps[:, 0]
+    assert np.isnan(temps[start - 1 : start + 1]).all()
+    assert np.isfinite(temps[start - 2]) and np.isfinite(temps[start + 1])
+
+
 def test_jena_cached_zip_cut_off_is_named(tmp_path, monkeypatch):
     """An interrupted download in the cache: named, with the fix (it was read
     as CSV text: a UnicodeDecodeError)."""
@@ -789,6 +827,8 @@ def set_field(lines, line, column, value):
     [
         (lambda ls: set_field(ls, 7, 2, "warm"),
          r"bad.csv, line 7: T \(degC\) = 'warm' is not a number$"),
+        (lambda ls: set_field(ls, 7, 2, "-inf"),
+         r"bad.csv, line 7: T \(degC\) = '-inf' is not finite$"),
         (lambda ls: set_field(ls, 7, 0, "2009-01-01 01:00"),
          r"bad.csv, line 7: Date Time '2009-01-01 01:00' is not 'DD.MM.YYYY "
          r"HH:MM:SS'$"),
@@ -798,7 +838,7 @@ def set_field(lines, line, column, value):
         (lambda ls: [ls[0], *(line for line in ls[1:] if ":00:00" not in line)],
          r"bad.csv: no rows on the hour"),
     ],
-    ids=["text", "date", "short-line", "header-only", "no-hours"],
+    ids=["text", "inf", "date", "short-line", "header-only", "no-hours"],
 )  # fmt: skip
 def test_jena_bad_rows_are_named_by_line(tmp_path, edit, message):
     """Line 7 is 01:00 on the first day (rows every 10 minutes from 00:10).
