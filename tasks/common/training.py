@@ -240,7 +240,7 @@ def _resumed_config(config: TrainConfig, run: RunFolder) -> TrainConfig:
     for name, value in given.items():
         # An option its config.json lacks (saved by an older version) ran
         # with the default.
-        before = saved[name] if name in saved else _default(fields[name])
+        before = saved[name] if name in saved else fields[name].default
         if name not in SESSION_OPTIONS and value != before:
             source = "" if name in saved else ", the default: not in its config.json"
             raise ConfigError(
@@ -254,12 +254,6 @@ def _resumed_config(config: TrainConfig, run: RunFolder) -> TrainConfig:
     except TypeError as error:  # a value of the wrong type, edited by hand
         raise ConfigError(f"{where}: {error}") from None
     return resumed
-
-
-def _default(field: dataclasses.Field) -> Any:
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -415,9 +409,8 @@ def read_backup_metadata(backup: Path) -> dict | None:
         return None
     try:
         metadata = json.loads(path.read_text())
-        int(metadata["epoch"])
-        str(metadata.get("weights", ""))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        int(metadata["epoch"])  # TypeError unless a JSON object
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise _damaged_backup(backup, error) from None
     return metadata
 

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import keras_lstm
-from tasks.common.runs import atomic_path
+from tasks.common.plots import save_png
 
 CONSTANT_GUESS_MSE = 2 / 12
 LABELS = {
@@ -85,9 +85,7 @@ def plot_curves(results: list[dict], config, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation MSE")
     axes[-1].legend(fontsize="small")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    return path
+    return save_png(fig, path, dpi=90)
 
 
 def plot_gradient_flow(results: list[dict], length: int, out_dir: Path) -> Path | None:

@@ -100,11 +100,7 @@ def read_long_csv(
     values: dict[str, list[list[float]]] = {}
     for row in reader:
         line = reader.line_num  # in the file, blank lines counted
-        if None in row or None in row.values():  # csv's markers for both
-            raise ValueError(
-                f"line {line}: {'more' if None in row else 'fewer'} fields than "
-                f"the header's {len(reader.fieldnames)}"
-            )
+        _check_field_count(row, line)
         if not row["station"].strip():
             raise ValueError(f"line {line}: station is empty")
         try:
@@ -129,6 +125,15 @@ def read_long_csv(
         s: (np.array(hours[s], dtype="int64"), np.array(values[s], dtype="float64"))
         for s in hours
     }
+
+
+def _check_field_count(row: dict, line: int) -> None:
+    """ValueError if a `csv.DictReader` row has more or fewer fields than the
+    header (csv keys the extra ones None, or gives the missing ones None)."""
+    if None in row or None in row.values():
+        more = "more" if None in row else "fewer"
+        header = sum(key is not None for key in row)
+        raise ValueError(f"line {line}: {more} fields than the header's {header}")
 
 
 def _number(text: str | None, name: str, line: int, allow_missing: bool) -> float:
@@ -188,9 +193,9 @@ JENA_FEATURES = [*JENA_COLUMNS, "wind_u_ms", "wind_v_ms", "gust_u_ms", "gust_v_m
 
 
 JENA_CSV = "jena_climate_2009_2016.csv"
-JENA_NEEDED = [  # the columns load_jena reads
-    "Date Time", *JENA_COLUMNS.values(), "wv (m/s)", "max. wv (m/s)", "wd (deg)"
-]  # fmt: skip
+# The numbers _jena_row reads from a row, in its order; and every column needed.
+JENA_READ = [*JENA_COLUMNS.values(), "wv (m/s)", "max. wv (m/s)", "wd (deg)"]
+JENA_NEEDED = ["Date Time", *JENA_READ]
 
 
 def keras_home() -> Path:
@@ -297,11 +302,9 @@ def load_jena(path: str | Path | None = None) -> Observations:
 
 
 def _jena_row(row: dict, line: int) -> tuple[int, list[float]]:
-    """(hour, [JENA_COLUMNS values, wv, max. wv, wd]) of one row; an empty or
+    """(hour, the `JENA_READ` values) of one row; an empty or
     NA value is missing (NaN). Raises ValueError naming the line and column."""
-    if None in row or None in row.values():  # csv's markers for both
-        more = "more" if None in row else "fewer"
-        raise ValueError(f"line {line}: {more} fields than the header's")
+    _check_field_count(row, line)
     stamp = row["Date Time"]
     try:
         day, time = stamp.split()
@@ -311,9 +314,8 @@ def _jena_row(row: dict, line: int) -> tuple[int, list[float]]:
         raise ValueError(
             f"line {line}: Date Time {stamp!r} is not 'DD.MM.YYYY HH:MM:SS'"
         ) from None
-    columns = [*JENA_COLUMNS.values(), "wv (m/s)", "max. wv (m/s)", "wd (deg)"]
-    values = [_number(row[c], c, line, allow_missing=True) for c in columns]
-    for column, value in zip(columns, values):
+    values = [_number(row[c], c, line, allow_missing=True) for c in JENA_READ]
+    for column, value in zip(JENA_READ, values):
         if np.isinf(value):  # NaN is missing; an infinity is an error
             raise ValueError(f"line {line}: {column} = {row[column]!r} is not finite")
     return hour, values
