@@ -432,13 +432,6 @@ def _history_rows(run: RunFolder) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _finished(run: RunFolder) -> bool:
-    """Whether training in `run` ran to its end: epochs are in history.csv and
-    the backup is gone (BackupAndRestore deletes it only when `fit` ends; a
-    killed run keeps it)."""
-    return not run.backup.exists() and bool(_history_rows(run))
-
-
 def _past_history(run: RunFolder, epochs: int) -> list[dict[str, str]]:
     """history.csv cut to the epochs the backup holds (a killed run may be
     ahead); rewritten atomically."""
@@ -510,17 +503,12 @@ def fit(
             stale.unlink()
     for stale in run.path.glob(f".{run.backup.name}.deleted-*"):  # and backups
         shutil.rmtree(stale, ignore_errors=True)
-    if _finished(run):
-        if not run.checkpoint.exists():  # else the untrained model is reported
-            raise ConfigError(
-                f"{run.path}: training finished earlier, but its "
-                f"{run.checkpoint.name} is missing; start a new run"
-            )
-        print(f"{run.path}: training finished earlier; using its best.keras")
-        load_checkpoint(model, run.checkpoint)
-        plot_history(run.history, run.path)  # in case it died before the plots
-        return _check_finite(model, read_history(run.history), run)
-    past = _past_history(run, _completed_epochs(run))
+    has_backup = run.backup.exists()
+    # The epochs done: those the backup holds, or without one (training
+    # ended, or it never wrote one) all of history.csv.
+    past = (
+        _past_history(run, _completed_epochs(run)) if has_backup else _history_rows(run)
+    )
     past_values = [float(row[monitor]) for row in past]
     finite = [v for v in past_values if np.isfinite(v)]  # as ModelCheckpoint saw
     best = None
@@ -537,11 +525,23 @@ def fit(
         for c in stoppers
         if past and hasattr(c, "stopped_before")
     ]
-    if any(replays):
-        # Killed after its last epoch's backup, before `fit` returned: the
-        # uninterrupted run stopped there, so this one does not train on.
-        shutil.rmtree(run.backup)
-        return fit(model, train, validation, config, run, monitor, mode)
+    if past and (any(replays) or len(past) >= config.epochs):
+        # Training ran to its end; if killed after its last epoch's backup,
+        # before `fit` returned, the uninterrupted run stopped there too.
+        shutil.rmtree(run.backup, ignore_errors=True)
+        return _finished_run(model, run)
+    if past and not has_backup:
+        # Unfinished without a backup: it was deleted, or the run was killed
+        # in its first epoch before writing one. Training is seeded, so the
+        # run trained again from its first epoch is the same run.
+        print(
+            f"{run.path}: no backup of its {len(past)} epoch(s) in history.csv "
+            f"(expected in {run.backup}); training it again from the first epoch"
+        )
+        _past_history(run, 0)
+        return fit(
+            model, train, validation, config, run, monitor, mode, extra_callbacks
+        )
     callbacks = [
         StopOnInterrupt(),  # a Ctrl-C stops the run between batches
         EpochOrder(train),
@@ -586,6 +586,19 @@ def fit(
     if run.checkpoint.exists():
         model.load_weights(str(run.checkpoint))
     plot_history(run.history, run.path)
+    return _check_finite(model, read_history(run.history), run)
+
+
+def _finished_run(model: keras.Model, run: RunFolder) -> dict[str, list[float]]:
+    """Loads the best.keras of a run whose training had ended; its history."""
+    if not run.checkpoint.exists():  # else the untrained model is reported
+        raise ConfigError(
+            f"{run.path}: training finished earlier, but its "
+            f"{run.checkpoint.name} is missing; start a new run"
+        )
+    print(f"{run.path}: training finished earlier; using its best.keras")
+    load_checkpoint(model, run.checkpoint)
+    plot_history(run.history, run.path)  # in case it died before the plots
     return _check_finite(model, read_history(run.history), run)
 
 

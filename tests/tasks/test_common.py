@@ -1317,3 +1317,42 @@ def test_a_failed_export_check_is_one_line(name, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:
         task.main(["--runs-dir", str(tmp_path)])
     assert info.value.code == "error: tflite export of 'x' differs. The run folder y"
+
+
+@pytest.mark.parametrize("lost", ["deleted", "never_written"])
+def test_an_unfinished_run_without_its_backup_is_trained_again(
+    tmp_path, monkeypatch, capsys, lost
+):
+    """A killed run whose backup is gone (deleted by hand, or never written:
+    killed in its first epoch after its history row and best.keras, before
+    the backup) trains again from its first epoch, to the uninterrupted
+    run's result; it was taken for a finished run and reported with the
+    epochs history.csv held (3 of 4, or 1)."""
+    from tasks.common.training import AtomicBackupAndRestore, AtomicModelCheckpoint
+
+    whole = fit_tiny(tmp_path / "whole")
+    if lost == "deleted":
+        target, real, at = AtomicModelCheckpoint, AtomicModelCheckpoint._save_model, 2
+    else:
+        target, real, at = (
+            AtomicBackupAndRestore,
+            AtomicBackupAndRestore.on_epoch_end,
+            0,
+        )
+
+    def killed(self, epoch, *args, **kwargs):
+        if epoch == at:
+            raise Killed("killed")
+        real(self, epoch, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(target, real.__name__, killed)
+        with pytest.raises(Killed):
+            fit_tiny(tmp_path / "killed")
+    (folder,) = (tmp_path / "killed" / "demo").iterdir()
+    shutil.rmtree(folder / "backup", ignore_errors=lost == "never_written")
+    assert (folder / "best.keras").exists()
+    capsys.readouterr()
+    resumed = fit_tiny(tmp_path / "killed", resume="latest")
+    assert_same_run(resumed, whole)
+    assert f"no backup of its {at + 1} epoch(s)" in capsys.readouterr().out
