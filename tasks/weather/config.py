@@ -130,7 +130,9 @@ def predict_parser() -> argparse.ArgumentParser:
         prog="python -m tasks.weather predict",
         description="Temperature forecasts from the last hours in a CSV.",
     )
-    parser.add_argument("--csv", required=True, help="observations, bundled format")
+    parser.add_argument(
+        "--csv", required=True, help="observations, bundled format (.csv or .csv.gz)"
+    )
     parser.add_argument(
         "--model-dir",
         default="saved_models/weather",

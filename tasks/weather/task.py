@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import sys
 import time
 import warnings
@@ -323,7 +324,8 @@ def export(model: keras.Model, stats: dict, out_dir: str) -> dict:
 
 
 def predict(csv_path: str | Path, model_dir: str | Path) -> dict:
-    """Forecasts from the last `lookback` hours of a CSV in the bundled format.
+    """Forecasts from the last `lookback` hours of a CSV in the bundled format
+    (gzip-compressed if its name ends with .gz, as the bundled file is).
 
     Returns {"from": last hour, "forecasts": {station: {horizon: degC}}}.
     Raises ValueError naming what is wrong with the CSV.
@@ -337,8 +339,12 @@ def predict_with(csv_path: str | Path, model: keras.Model, stats: dict) -> dict:
     """`predict` with the model and stats already loaded (`load_exported`)."""
     # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark,
     # which would otherwise become part of the first column's name.
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        series = data.read_long_csv(f, stats["features"], allow_missing=True)
+    opener = gzip.open if str(csv_path).endswith(".gz") else open
+    try:
+        with opener(csv_path, "rt", newline="", encoding="utf-8-sig") as f:
+            series = data.read_long_csv(f, stats["features"], allow_missing=True)
+    except EOFError:  # gzip's error for a file cut short
+        raise ValueError("the gzip file is cut short (incomplete)") from None
     hours, values = data.latest_window(
         series, stats["stations"], stats["features"], stats["lookback"]
     )

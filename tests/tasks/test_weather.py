@@ -576,6 +576,24 @@ def test_predict_reads_a_csv_with_a_byte_order_mark(trained, cleaned, tmp_path):
     )
 
 
+def test_predict_reads_a_gzipped_csv_or_names_it_cut_short(trained, cleaned, tmp_path):
+    """A .csv.gz (the bundled data's format) is read as the CSV it holds; one
+    cut short, or not gzip at all, is a ValueError / OSError naming that."""
+    path = recent_csv(cleaned, tmp_path / "plain.csv", 30)
+    packed = tmp_path / "recent.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    model, stats = weather_export.load_exported(trained[0].export_dir)
+    assert weather.predict_with(packed, model, stats) == weather.predict_with(
+        path, model, stats
+    )
+    packed.write_bytes(packed.read_bytes()[:-20])
+    with pytest.raises(ValueError, match="the gzip file is cut short"):
+        weather.predict_with(packed, model, stats)
+    packed.write_bytes(path.read_bytes())
+    with pytest.raises(OSError, match="Not a gzipped file"):
+        weather.predict_with(packed, model, stats)
+
+
 def test_a_damaged_export_is_named(trained, tmp_path):
     """A damaged normalization.json or model.keras: one error naming the file,
     not a KeyError or Keras' "File not found" for a file that is there."""
