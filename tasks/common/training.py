@@ -705,15 +705,22 @@ def run_training(train: Callable[[TrainConfig], Any], config: TrainConfig) -> An
     """`train(config)` for a task's command line; returns what it returns.
 
     Ctrl-C ends the process with one line (`interruptible`), a `RUN_ERRORS`
-    error with one `error:` line. On that and on any other error (a bug,
-    shown with its traceback), a run folder that never started training is
-    removed, so that `--resume latest` finds the run before it.
+    error or a MemoryError (a size option too large for this machine) with
+    one `error:` line. On that and on any other error (a bug, shown with its
+    traceback), a run folder that never started training is removed, so
+    that `--resume latest` finds the run before it.
     """
     try:
         return interruptible(train, config)
     except RUN_ERRORS as error:
         discard_unstarted_run()
         sys.exit(f"error: {error}")
+    except MemoryError as error:  # NumPy's says how much it could not allocate
+        discard_unstarted_run()
+        sys.exit(
+            f"error: out of memory ({error or 'MemoryError'}); smaller sizes "
+            "(batch, data or model options) may fit"
+        )
     except Exception:
         discard_unstarted_run()
         raise

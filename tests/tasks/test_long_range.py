@@ -392,12 +392,28 @@ def test_a_failure_before_training_leaves_no_run_folder(tmp_path, monkeypatch):
     """As in the other tasks: a run that stops before its first epoch, with a
     traceback too, removes its folder (so --resume latest does not pick it)."""
 
-    def out_of_memory(config, length):
-        raise MemoryError("Unable to allocate 298. GiB")
+    def a_bug(config, length):
+        raise RuntimeError("a bug")
 
-    monkeypatch.setattr(task, "load_data", out_of_memory)
-    with pytest.raises(MemoryError):
+    monkeypatch.setattr(task, "load_data", a_bug)
+    with pytest.raises(RuntimeError):
         task.main(["--lengths", "12", "--models", "lstm", "--runs-dir", str(tmp_path)])
+    assert list((tmp_path / "long_range").iterdir()) == []
+
+
+def test_sizes_too_large_for_memory_end_in_one_line(tmp_path):
+    """A test set of 10^13 sequences (past any address space): NumPy's MemoryError as one `error:` line
+    (it was a traceback), and no run folder left."""
+    with pytest.raises(SystemExit) as exit_info:
+        task.main(
+            ["--lengths", "12", "--models", "lstm", "--test-size", "10000000000000",
+             "--runs-dir", str(tmp_path)]
+        )  # fmt: skip
+    assert re.fullmatch(
+        r"error: out of memory \(Unable to allocate .*\); smaller sizes \(batch, "
+        r"data or model options\) may fit",
+        str(exit_info.value.code),
+    )
     assert list((tmp_path / "long_range").iterdir()) == []
 
 
