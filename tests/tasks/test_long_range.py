@@ -402,8 +402,8 @@ def test_a_failure_before_training_leaves_no_run_folder(tmp_path, monkeypatch):
 
 
 def test_sizes_too_large_for_memory_end_in_one_line(tmp_path):
-    """A test set of 10^13 sequences (past any address space): NumPy's MemoryError as one `error:` line
-    (it was a traceback), and no run folder left."""
+    """A test set of 10^13 sequences (past any address space): NumPy's
+    MemoryError as one `error:` line (it was a traceback), no run folder left."""
     with pytest.raises(SystemExit) as exit_info:
         task.main(
             ["--lengths", "12", "--models", "lstm", "--test-size", "10000000000000",
