@@ -185,6 +185,17 @@ def fused_loop(layer, sequences, initial_state, mask):
             x = tf.reverse(x, axis=[1])
         else:
             x = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)
+    # A NaN input would leave a NaN state in the op's variables, which the
+    # reset step cannot clear (0 * NaN is NaN): every later call would be NaN.
+    # So the op reads NaN as 0, and the outputs from a row's first NaN step
+    # on (in processing order, masked steps aside) are made NaN, as Keras'
+    # NaN state gives them. NOT_EQUAL: TFLite has no builtin IsNan.
+    is_nan = tf.not_equal(x, x)
+    x = tf.where(is_nan, tf.zeros_like(x), x)
+    nan_steps = tf.reduce_any(is_nan, axis=2)  # (batch, steps)
+    if lengths is not None:  # right padding: processing order keeps the mask
+        nan_steps = tf.logical_and(nan_steps, mask)
+    poisoned = tf.cumsum(tf.cast(nan_steps, tf.float32), axis=1) > 0
     if _RESET_STEP:
         flag = tf.concat(
             [tf.ones((batch, 1, 1), x.dtype), tf.zeros((batch, steps, 1), x.dtype)],
@@ -203,6 +214,7 @@ def fused_loop(layer, sequences, initial_state, mask):
     )
     if _RESET_STEP:
         full = full[:, 1:]
+    full = tf.where(poisoned[:, :, None], tf.constant(np.nan, full.dtype), full)
 
     if lengths is None:
         outputs = full

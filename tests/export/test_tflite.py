@@ -243,6 +243,33 @@ def test_fused_model_is_stateless_across_invocations(reset_step, tmp_path, monke
         assert second_diff > 1e-3
 
 
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_a_nan_input_gives_keras_nans_and_leaves_the_next_call_alone(
+    go_backwards, tmp_path
+):
+    """A NaN input gives NaN from its step on, as in Keras (right-padded rows
+    through Masking; the other row and the padding stay finite), and the next
+    call is exact again: the fused op's state variables would keep the NaN
+    (the reset step's 0 * NaN is NaN), making every later call NaN."""
+    x = keras.Input((6, 3), batch_size=2, name="x")
+    masked = keras.layers.Masking(-1.0)(x)
+    layer = keras_lstm.LSTM(4, go_backwards=go_backwards, return_sequences=True)
+    model = h.randomize(keras.Model(x, layer(masked)))
+    path = tmp_path / "m.tflite"
+    report = export.export_tflite(model, path, batch_size=2)
+    assert report["fused_lstm_ops"] == 1
+    clean = np.random.default_rng(3).standard_normal((2, 6, 3)).astype("float32")
+    clean[1, 4:] = -1.0  # row 1 has 4 steps
+    bad = clean.copy()
+    bad[0, 2, 1] = bad[1, 3, 0] = np.nan  # row 1: at its last valid step
+    run = export.tflite_runner(path)
+    got, want = run(x=bad)["output_0"], np.asarray(model(bad))
+    assert 0 < np.isnan(want).sum() < want.size
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, atol=h.ATOL)  # NaN where both are
+    np.testing.assert_allclose(run(x=clean)["output_0"], model(clean), atol=h.ATOL)
+
+
 def test_keras_own_lstm_export_needs_flex_ops(tmp_path):
     """The baseline of the README table: Keras' own `model.export(format=
     "litert")` of `keras.layers.LSTM` needs Flex ops, which the standalone LiteRT
