@@ -461,9 +461,7 @@ def _finish(tmp, path, report, atol, verify, model):
             f"{report['format']} export of '{path}' differs from the Keras model by "
             f"{worst:.3g} > atol={atol:g} ({detail}). Nothing was written.{hint}"
         )
-    text = _files.json_text(report)  # fails, if at all, before the install
-    _files.install(tmp, path)
-    _files.write_text(_files.report_path(path), text)
+    _files.install_with_report(tmp, path, _files.json_text(report))
     return report
 
 

@@ -125,6 +125,21 @@ def install(tmp: pathlib.Path, path: pathlib.Path) -> None:
     remove(backup)
 
 
+def install_with_report(tmp: pathlib.Path, path: pathlib.Path, text: str) -> None:
+    """`install`s `tmp` at `path` and writes `text` to its report. The report
+    is written to a temporary sibling first: a full disk fails there, leaving
+    the earlier export and its report as they were (not the new export
+    beside the old report)."""
+    report = report_path(path)
+    staged_report = temp_sibling(report)
+    try:
+        staged_report.write_text(text)
+        install(tmp, path)
+        os.replace(staged_report, report)
+    finally:
+        remove(staged_report)
+
+
 def json_text(data: dict) -> str:
     """`data` as indented JSON; numpy scalars and arrays as numbers / lists."""
 
@@ -134,13 +149,3 @@ def json_text(data: dict) -> str:
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
     return json.dumps(data, indent=2, sort_keys=False, default=plain) + "\n"
-
-
-def write_text(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to a sibling temporary file, then renames it."""
-    tmp = temp_sibling(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        remove(tmp)

@@ -158,6 +158,34 @@ def test_failed_verification_keeps_the_old_export(fn, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.json"]
 
 
+@pytest.mark.parametrize("fn", [export.export_saved_model, export.export_tflite])
+def test_a_report_that_cannot_be_written_keeps_the_old_export(
+    fn, tmp_path, monkeypatch
+):
+    """A full disk while writing the JSON report: the error, with the earlier
+    export and its report as they were (the new artifact was installed first,
+    beside the old report that describes another model)."""
+    import pathlib
+
+    kwargs = {"max_length": 4} if fn is export.export_tflite else {}
+    path = tmp_path / "out"
+    fn(lstm_model(), path, **kwargs)
+    before = snapshot(tmp_path)
+    real = pathlib.Path.write_text
+
+    def disk_full(self, *args, **kwargs):
+        if ".json" in self.name:
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pathlib.Path, "write_text", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            fn(h.randomize(lstm_model(), seed=3), path, overwrite=True, **kwargs)
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.json"]
+
+
 def test_verify_inputs_must_match_the_signature(tmp_path):
     with pytest.raises(ValueError, match="verify_inputs has 2 arrays"):
         export.export_saved_model(
