@@ -356,7 +356,12 @@ def atomic_dir(final: str | os.PathLike, task: str | None = None) -> Iterator[Pa
         check_export_dir(final, task)
         if final.exists():
             os.replace(final, old)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except BaseException:  # the earlier export back, not deleted below
+            if old.exists() and not final.exists():
+                os.replace(old, final)
+            raise
         for stale in final.parent.glob(aside + "*"):  # older leftovers too
             shutil.rmtree(stale, ignore_errors=True)
     finally:

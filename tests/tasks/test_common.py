@@ -1141,6 +1141,32 @@ def test_an_export_swap_killed_halfway_gets_the_previous_export_back(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
+def test_an_export_swap_that_fails_halfway_keeps_the_previous_export(
+    tmp_path, monkeypatch
+):
+    """The new folder cannot be moved in after the old one was moved aside
+    (an OSError): the old one is put back (it was deleted with the new one,
+    leaving no export at all)."""
+    final = tmp_path / "export"
+    with runs.atomic_dir(final, "demo") as folder:
+        (folder / "model.keras").write_text("first")
+    real, calls = os.replace, []
+
+    def fails_second(src, dst):
+        calls.append(src)
+        if len(calls) == 2:  # the new folder into place
+            raise OSError("cannot move it in (simulated)")
+        return real(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", fails_second)
+        with pytest.raises(OSError, match="simulated"):
+            with runs.atomic_dir(final, "demo") as folder:
+                (folder / "model.keras").write_text("second")
+    assert (final / "model.keras").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
 def test_a_backup_in_keras_own_layout_still_resumes(tmp_path, monkeypatch):
     """A run killed before AtomicBackupAndRestore existed left Keras' layout
     (latest.weights.h5, metadata without "weights"): it resumes the same."""
