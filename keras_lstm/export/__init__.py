@@ -94,6 +94,14 @@ def _check_tflite_layers(model) -> None:
                 "same weights via set_weights, or export "
                 "keras_lstm.replace_builtins(model))"
             )
+        elif str(layer.compute_dtype).startswith(("float16", "bfloat16", "float64")):
+            # Their float16 / float64 ops (Gather, MatMul, ...) are no
+            # builtins: the converter would fail with pages of MLIR.
+            bad.append(
+                f"'{layer.name}' (dtype policy '{layer.dtype_policy.name}': "
+                "TFLite's builtin ops here compute in float32; export a float32 "
+                "copy of the model, same weights via set_weights)"
+            )
     if bad:
         raise ValueError(
             "Cannot export to TFLite with builtin ops only; unsupported layer(s): "
@@ -156,6 +164,11 @@ def _input_specs(model, input_signature) -> list[tf.TensorSpec]:
                 raise ValueError(
                     "input_signature must be a list of tf.TensorSpec or "
                     f"keras.InputSpec; item {i} is {spec!r}."
+                )
+            if spec.shape.rank is None:
+                raise ValueError(
+                    f"input_signature item {i} ({spec!r}) has no shape; give "
+                    "one, None for any size, e.g. shape=(None, None, 3)."
                 )
             specs.append(spec)
     else:

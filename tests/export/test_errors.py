@@ -241,6 +241,32 @@ def test_non_float32_layers_are_unsupported_for_tflite(policy, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_other_non_float32_layers_are_named_before_converting(tmp_path):
+    """A float32 LSTM between a mixed-precision Embedding and Dense: their
+    float16 Gather / MatMul are no TFLite builtins; named, not a converter
+    failure with pages of MLIR ("needs ops outside TFLite's builtins")."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(20, 6, dtype="mixed_float16")(ids)
+    x = keras_lstm.LSTM(5, dtype="float32")(x)
+    model = keras.Model(ids, keras.layers.Dense(2, dtype="mixed_float16")(x))
+    with pytest.raises(
+        ValueError, match="'embedding' .dtype policy 'mixed_float16'.*; 'dense'"
+    ):
+        export.export_tflite(model, tmp_path / "m.tflite", max_length=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fn", [export.export_saved_model, export.export_tflite])
+def test_an_input_signature_without_a_shape_is_named(fn, tmp_path):
+    """keras.InputSpec(ndim=3) has no shape: named, not TensorFlow's "as_list()
+    is not defined on an unknown TensorShape"."""
+    x = keras.Input((None, 3), name="x")
+    model = keras.Model(x, keras_lstm.LSTM(4)(x))
+    with pytest.raises(ValueError, match="input_signature item 0 .* has no shape"):
+        fn(model, tmp_path / "out", input_signature=[keras.InputSpec(ndim=3)])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_batch_size_must_agree_with_a_static_batch(tmp_path):
     x = keras.Input((5, 3), batch_size=2)
     model = h.randomize(keras.Model(x, keras_lstm.LSTM(4)(x)))
