@@ -539,6 +539,9 @@ def fit(
             f"(expected in {run.backup}); training it again from the first epoch"
         )
         _past_history(run, 0)
+        for stopper in extra_callbacks:  # forget the discarded epochs
+            if hasattr(stopper, "stopped_before"):
+                stopper.stopped_before([])
         return fit(
             model, train, validation, config, run, monitor, mode, extra_callbacks
         )

@@ -1379,6 +1379,17 @@ def test_an_unfinished_run_without_its_backup_is_trained_again(
     shutil.rmtree(folder / "backup", ignore_errors=lost == "never_written")
     assert (folder / "best.keras").exists()
     capsys.readouterr()
-    resumed = fit_tiny(tmp_path / "killed", resume="latest")
+
+    class CountEpochs(keras.callbacks.Callback):  # a stop rule's count, as
+        def stopped_before(self, past_rows):  # TimeBudget's time
+            self.epochs = len(past_rows)
+            return False
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs += 1
+
+    counted = CountEpochs()
+    resumed = fit_tiny(tmp_path / "killed", resume="latest", extra=[counted])
     assert_same_run(resumed, whole)
     assert f"no backup of its {at + 1} epoch(s)" in capsys.readouterr().out
+    assert counted.epochs == 4  # not counting the discarded ones too
