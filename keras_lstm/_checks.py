@@ -40,10 +40,14 @@ def rate(name: str, value) -> float:
     return float(value)
 
 
-def one_of(name: str, value, choices: tuple):
-    if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+def implementation(value):
+    """Any integer, kept as given, as the built-ins keep it: 1 computes each
+    gate's matmul apart, every other value (2, the default; 0 from old
+    configs) all gates in one matmul."""
+    if not isinstance(value, numbers.Integral):
         raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+            "`implementation` must be an integer (1: one matmul per gate; any "
+            f"other: one for all gates). Received: implementation={value!r}"
         )
     return value
 

@@ -93,9 +93,7 @@ class GRUCell(keras.layers.Layer, DropoutRNNCell):
         seed=None,
         **kwargs,
     ):
-        implementation = _checks.one_of(
-            "implementation", kwargs.pop("implementation", 2), (1, 2)
-        )
+        implementation = _checks.implementation(kwargs.pop("implementation", 2))
         super().__init__(**kwargs)
         self.units = _checks.positive_int("units", units)
         self.activation = keras.activations.get(activation)

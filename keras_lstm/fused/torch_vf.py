@@ -32,7 +32,7 @@ def select(layer, sequences, mask, training):
         return None
     if training and drops(cell.recurrent_dropout):
         return None
-    if training and drops(cell.dropout) and cell.implementation != 2:
+    if training and drops(cell.dropout) and cell.implementation == 1:
         return None
     if getattr(cell, "reset_after", True) is False:
         return None

@@ -65,7 +65,7 @@ def expected_to_engage(layer, mask, training) -> bool:
             and default_activations(cell)
             and getattr(cell, "reset_after", True)
             and not (training and cell.recurrent_dropout)
-            and not (training and cell.dropout and cell.implementation != 2)
+            and not (training and cell.dropout and cell.implementation == 1)
         )
     if BACKEND == "tensorflow":
         if not training:

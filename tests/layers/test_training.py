@@ -95,6 +95,22 @@ def test_dropout_masks_match_builtin_with_same_seed(kind, rates):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("implementation", [0, 3])
+def test_any_integer_implementation_runs_as_the_builtin(kind, implementation):
+    """The built-ins run every implementation but 1 as 2 and keep the value in
+    their cells (0 comes from old code); ours did not accept 0 or 3. Dropout in
+    training shows the mode: 1 draws a mask per gate, 2 one mask."""
+    kwargs = dict(implementation=implementation, dropout=0.3, seed=11)
+    ours, builtin = OURS[kind](UNITS, **kwargs), BUILTIN[kind](UNITS, **kwargs)
+    x = np.random.default_rng(0).standard_normal((4, STEPS, FEATURES)).astype("float32")
+    share_random_weights(ours, builtin, x.shape)
+    assert_all_close(ours(x, training=True), builtin(x, training=True))
+    assert ours.cell.implementation == builtin.cell.implementation == implementation
+    with pytest.raises(ValueError, match="`implementation` must be an integer"):
+        OURS[kind](UNITS, implementation="fast")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
 def test_rate_one_drops_nothing_like_builtin_cell(kind, name):
     """A rate of 1.0 (what keras.layers.LSTM saves for 1.0 or more) is accepted,
