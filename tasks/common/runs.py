@@ -36,6 +36,7 @@ class RunFolder:
     metrics = property(lambda self: self.path / "metrics.json")
     checkpoint = property(lambda self: self.path / "best.keras")
     backup = property(lambda self: self.path / "backup")
+    done = property(lambda self: self.path / "training_done.json")  # fit ended
     logs = property(lambda self: self.path / "logs")
 
     def __repr__(self) -> str:

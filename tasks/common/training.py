@@ -302,7 +302,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     the next epoch's weights. Here each epoch's weights go to a new file and
     the metadata, written to a temporary sibling and renamed, names it: the
     rename commits the epoch; older weight files are deleted afterwards.
+    When training ends, `done` (a file) records it before the backup goes.
     """
+
+    def __init__(self, backup_dir: str, done: Path, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.done = done
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -340,13 +345,19 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model._initial_epoch = int(metadata["epoch"])
 
     def on_train_end(self, logs=None):
-        """Deletes the backup (training ended) by first renaming it aside in
-        one step, so a kill while deleting never leaves half a backup."""
-        backup = Path(self.backup_dir)
-        if self.delete_checkpoint and backup.exists():
-            gone = backup.with_name(f".{backup.name}.deleted-{os.getpid()}")
-            os.replace(backup, gone)
-            shutil.rmtree(gone)
+        """Records that training ended, then deletes the backup."""
+        write_json(self.done, {"finished": True})
+        if self.delete_checkpoint:
+            _delete_backup(Path(self.backup_dir))
+
+
+def _delete_backup(backup: Path) -> None:
+    """Deletes a backup by first renaming it aside in one step, so a kill
+    while deleting never leaves half a backup."""
+    if backup.exists():
+        gone = backup.with_name(f".{backup.name}.deleted-{os.getpid()}")
+        os.replace(backup, gone)
+        shutil.rmtree(gone)
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -433,8 +444,8 @@ def _history_rows(run: RunFolder) -> list[dict[str, str]]:
 
 
 def _past_history(run: RunFolder, epochs: int) -> list[dict[str, str]]:
-    """history.csv cut to the epochs the backup holds (a killed run may be
-    ahead); rewritten atomically."""
+    """history.csv cut to its first `epochs` rows (those the backup holds: a
+    killed run may be ahead; 0 to train again), rewritten atomically."""
     rows = _history_rows(run)
     kept = [row for row in rows if int(row["epoch"]) < epochs]
     if len(kept) != len(rows):
@@ -503,6 +514,9 @@ def fit(
             stale.unlink()
     for stale in run.path.glob(f".{run.backup.name}.deleted-*"):  # and backups
         shutil.rmtree(stale, ignore_errors=True)
+    if run.done.exists():  # training ended (killed, at most, deleting the backup)
+        _delete_backup(run.backup)
+        return _finished_run(model, run)
     has_backup = run.backup.exists()
     # The epochs done: those the backup holds, or without one (training
     # ended, or it never wrote one) all of history.csv.
@@ -525,23 +539,27 @@ def fit(
         for c in stoppers
         if past and hasattr(c, "stopped_before")
     ]
-    if past and (any(replays) or len(past) >= config.epochs):
-        # Training ran to its end; if killed after its last epoch's backup,
-        # before `fit` returned, the uninterrupted run stopped there too.
-        shutil.rmtree(run.backup, ignore_errors=True)
+    stopped = bool(past) and (any(replays) or len(past) >= config.epochs)
+    if stopped and (has_backup or run.checkpoint.exists()):
+        # Killed after its last epoch's backup, before `fit` returned (the
+        # uninterrupted run stopped there too); or, without a backup, a run
+        # older than training_done.json that had ended.
+        write_json(run.done, {"finished": True})
+        _delete_backup(run.backup)
         return _finished_run(model, run)
     if past and not has_backup:
         # Unfinished without a backup: it was deleted, or the run was killed
-        # in its first epoch before writing one. Training is seeded, so the
-        # run trained again from its first epoch is the same run.
+        # in its first epoch before writing one (and before best.keras, if
+        # that was its last). Training is seeded, so the run trained again
+        # from its first epoch is the same run.
         print(
             f"{run.path}: no backup of its {len(past)} epoch(s) in history.csv "
             f"(expected in {run.backup}); training it again from the first epoch"
         )
         _past_history(run, 0)
-        for stopper in extra_callbacks:  # forget the discarded epochs
-            if hasattr(stopper, "stopped_before"):
-                stopper.stopped_before([])
+        for callback in extra_callbacks:  # forget the discarded epochs
+            if hasattr(callback, "stopped_before"):
+                callback.stopped_before([])
         return fit(
             model, train, validation, config, run, monitor, mode, extra_callbacks
         )
@@ -565,7 +583,7 @@ def fit(
     # Last: an epoch's backup is written only once its history row, best
     # checkpoint and stop decisions are, so a run killed in between redoes
     # that epoch (the same numbers) instead of skipping its checkpoint.
-    callbacks.append(AtomicBackupAndRestore(str(run.backup)))
+    callbacks.append(AtomicBackupAndRestore(str(run.backup), run.done))
     if config.distribute == "multi_worker":
         multi_worker.patch_model(model, train[0])
     verbose = config.verbose if config.verbose == "auto" else int(config.verbose)

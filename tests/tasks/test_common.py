@@ -1393,3 +1393,48 @@ def test_an_unfinished_run_without_its_backup_is_trained_again(
     assert_same_run(resumed, whole)
     assert f"no backup of its {at + 1} epoch(s)" in capsys.readouterr().out
     assert counted.epochs == 4  # not counting the discarded ones too
+
+
+class StopsAfterEpoch2WithoutReplay(keras.callbacks.Callback):
+    """A caller's stop rule that cannot replay itself (no `stopped_before`)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.model.stop_training = True
+
+
+def test_a_run_that_ended_is_finished_whatever_stopped_it(tmp_path):
+    """training_done.json records the end of training: a run stopped by a
+    callback without `stopped_before` is not trained again on resume (its
+    missing backup was taken for a lost one)."""
+    whole = fit_tiny(tmp_path, extra=[StopsAfterEpoch2WithoutReplay()])
+    assert len(whole[0]["loss"]) == 2 and whole[2].done.exists()
+    epochs = []
+
+    class CountEpochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    resumed = fit_tiny(tmp_path, resume="latest", extra=[CountEpochs()])
+    assert_same_run(resumed, whole)
+    assert epochs == []
+
+
+def test_a_one_epoch_run_killed_before_its_checkpoint_trains_again(
+    tmp_path, monkeypatch
+):
+    """--epochs 1, killed after the history row and before best.keras: its one
+    row made it look finished, and it stopped asking for a new run."""
+    from tasks.common.training import AtomicModelCheckpoint
+
+    whole = fit_tiny(tmp_path / "whole", epochs=1)
+
+    def killed(self, epoch, batch, logs):
+        raise Killed("killed while saving best.keras")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AtomicModelCheckpoint, "_save_model", killed)
+        with pytest.raises(Killed):
+            fit_tiny(tmp_path / "killed", epochs=1)
+    resumed = fit_tiny(tmp_path / "killed", resume="latest", epochs=1)
+    assert_same_run(resumed, whole)
