@@ -10,7 +10,9 @@ stays at rounding level; with scale 0.5 (64 units) the GRU's recurrence
 amplifies a difference in the last bit over 100 steps, so two float32
 computations of the same equations part by far more than 1e-5, and neither
 is the exact one. A third column moves one input by one float32 step in
-the built-in alone: how sensitive the network is. Writes
+the built-in alone: how sensitive the network is. On JAX the float64
+columns are left out: Keras computes `ops.tanh` of float64 in float32 there
+(a 4e-4 error in the reference at scale 0.5). Writes
 `benchmarks/results/float32-drift-<backend>.json` and `.md`.
 """
 
@@ -22,7 +24,6 @@ import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("JAX_ENABLE_X64", "1")  # else jax computes float64 as float32
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
@@ -39,13 +40,20 @@ def numpy(x) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(x), dtype="float64")
 
 
+def drift(values: np.ndarray, reference: np.ndarray | None) -> float | None:
+    return None if reference is None else float(np.abs(values - reference).max())
+
+
+def cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2g}"
+
+
 def measure(kind: str, scale: float) -> dict:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype("float32")
     builtin = getattr(keras.layers, kind)(UNITS, return_sequences=True)
     ours = getattr(keras_lstm, kind)(UNITS, return_sequences=True)
-    exact = getattr(keras.layers, kind)(UNITS, return_sequences=True, dtype="float64")
-    for layer in (builtin, ours, exact):
+    for layer in (builtin, ours):
         layer.build(x.shape)
     weights = [
         (scale * rng.standard_normal(w.shape)).astype("float32")
@@ -53,17 +61,23 @@ def measure(kind: str, scale: float) -> dict:
     ]
     builtin.set_weights(weights)
     ours.set_weights(weights)
-    exact.set_weights([w.astype("float64") for w in weights])
-    reference = numpy(exact(x.astype("float64")))
     theirs, mine = numpy(builtin(x)), numpy(ours(x))
+    reference = None
+    if keras.backend.backend() != "jax":
+        exact = getattr(keras.layers, kind)(
+            UNITS, return_sequences=True, dtype="float64"
+        )
+        exact.build(x.shape)
+        exact.set_weights([w.astype("float64") for w in weights])
+        reference = numpy(exact(x.astype("float64")))
     nudged = x.copy()
     nudged[0, 0, 0] = np.nextafter(nudged[0, 0, 0], np.float32(np.inf))
     return {
         "layer": kind,
         "weight_scale": scale,
         "ours_vs_builtin": float(np.abs(mine - theirs).max()),
-        "ours_vs_float64": float(np.abs(mine - reference).max()),
-        "builtin_vs_float64": float(np.abs(theirs - reference).max()),
+        "ours_vs_float64": drift(mine, reference),
+        "builtin_vs_float64": drift(theirs, reference),
         "builtin_one_ulp_input_change": float(
             np.abs(numpy(builtin(nudged)) - theirs).max()
         ),
@@ -83,9 +97,9 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(
-            f"| {r['layer']} | {r['weight_scale']} | {r['ours_vs_builtin']:.2g} | "
-            f"{r['ours_vs_float64']:.2g} | {r['builtin_vs_float64']:.2g} | "
-            f"{r['builtin_one_ulp_input_change']:.2g} |"
+            f"| {r['layer']} | {r['weight_scale']} | {cell(r['ours_vs_builtin'])} | "
+            f"{cell(r['ours_vs_float64'])} | {cell(r['builtin_vs_float64'])} | "
+            f"{cell(r['builtin_one_ulp_input_change'])} |"
         )
     lines.append("")
     lines.append(

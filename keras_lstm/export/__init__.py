@@ -94,7 +94,9 @@ def _check_tflite_layers(model) -> None:
                 "same weights via set_weights, or export "
                 "keras_lstm.replace_builtins(model))"
             )
-        elif str(layer.compute_dtype).startswith(("float16", "bfloat16", "float64")):
+        elif not isinstance(layer, keras.layers.InputLayer) and str(
+            layer.compute_dtype
+        ).startswith(("float16", "bfloat16", "float64")):
             # Their float16 / float64 ops (Gather, MatMul, ...) are no
             # builtins: the converter would fail with pages of MLIR.
             bad.append(

@@ -7,7 +7,7 @@ variables through torch's autograd, as for the built-in's cuDNN path.
 
 Engaged for: no mask, not unrolled, tanh/sigmoid, float32/float64 (variables and
 computation in the same dtype), no recurrent dropout (input dropout is applied to
-the sequence first, with the cell's own mask, when `implementation == 2`), GRU
+the sequence first, with the cell's own mask, unless `implementation == 1`), GRU
 with `reset_after=True` (PyTorch's convention), not while torch.compile /
 torch.jit trace, and not under `torch.func` transforms or forward-mode AD
 (`transformed`).

@@ -739,7 +739,7 @@ def run_training(train: Callable[[TrainConfig], Any], config: TrainConfig) -> An
     except MemoryError as error:  # NumPy's says how much it could not allocate
         discard_unstarted_run()
         sys.exit(
-            f"error: out of memory ({error or 'MemoryError'}); smaller sizes "
+            f"error: out of memory ({str(error) or 'MemoryError'}); smaller sizes "
             "(batch, data or model options) may fit"
         )
     except Exception:

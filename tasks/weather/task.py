@@ -11,6 +11,7 @@ import gzip
 import sys
 import time
 import warnings
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -339,12 +340,14 @@ def predict_with(csv_path: str | Path, model: keras.Model, stats: dict) -> dict:
     """`predict` with the model and stats already loaded (`load_exported`)."""
     # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark,
     # which would otherwise become part of the first column's name.
-    opener = gzip.open if str(csv_path).endswith(".gz") else open
+    opener = gzip.open if str(csv_path).lower().endswith(".gz") else open
     try:
         with opener(csv_path, "rt", newline="", encoding="utf-8-sig") as f:
             series = data.read_long_csv(f, stats["features"], allow_missing=True)
     except EOFError:  # gzip's error for a file cut short
         raise ValueError("the gzip file is cut short (incomplete)") from None
+    except zlib.error as error:  # its compressed data damaged
+        raise ValueError(f"the gzip file is damaged ({error})") from None
     hours, values = data.latest_window(
         series, stats["stations"], stats["features"], stats["lookback"]
     )

@@ -256,6 +256,22 @@ def test_other_non_float32_layers_are_named_before_converting(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_float32_layers_built_under_a_mixed_global_policy_export(tmp_path):
+    """Under a global mixed_float16 policy, a model whose layers are all given
+    float32 exports: its InputLayer (no maths) took the global policy and was
+    refused by the check above."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        x = keras.Input((5, 3), dtype="float32", name="x")
+        hidden = keras_lstm.LSTM(4, dtype="float32")(x)
+        model = keras.Model(x, keras.layers.Dense(2, dtype="float32")(hidden))
+    finally:
+        keras.config.set_dtype_policy(policy)
+    report = export.export_tflite(h.randomize(model), tmp_path / "m.tflite")
+    assert report["passed"] and report["fused_lstm_ops"] == 1
+
+
 @pytest.mark.parametrize("fn", [export.export_saved_model, export.export_tflite])
 def test_an_input_signature_without_a_shape_is_named(fn, tmp_path):
     """keras.InputSpec(ndim=3) has no shape: named, not TensorFlow's "as_list()

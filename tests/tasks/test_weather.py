@@ -578,7 +578,8 @@ def test_predict_reads_a_csv_with_a_byte_order_mark(trained, cleaned, tmp_path):
 
 def test_predict_reads_a_gzipped_csv_or_names_it_cut_short(trained, cleaned, tmp_path):
     """A .csv.gz (the bundled data's format) is read as the CSV it holds; one
-    cut short, or not gzip at all, is a ValueError / OSError naming that."""
+    cut short or damaged, or not gzip at all, is a ValueError / OSError
+    naming that."""
     path = recent_csv(cleaned, tmp_path / "plain.csv", 30)
     packed = tmp_path / "recent.csv.gz"
     packed.write_bytes(gzip.compress(path.read_bytes()))
@@ -586,8 +587,13 @@ def test_predict_reads_a_gzipped_csv_or_names_it_cut_short(trained, cleaned, tmp
     assert weather.predict_with(packed, model, stats) == weather.predict_with(
         path, model, stats
     )
-    packed.write_bytes(packed.read_bytes()[:-20])
+    whole = packed.read_bytes()
+    packed.write_bytes(whole[:-20])
     with pytest.raises(ValueError, match="the gzip file is cut short"):
+        weather.predict_with(packed, model, stats)
+    # After the 10-byte header, a deflate block of the reserved type: zlib.error
+    packed.write_bytes(whole[:10] + b"\xff" * 64)
+    with pytest.raises(ValueError, match="the gzip file is damaged"):
         weather.predict_with(packed, model, stats)
     packed.write_bytes(path.read_bytes())
     with pytest.raises(OSError, match="Not a gzipped file"):
