@@ -270,6 +270,35 @@ def test_a_nan_input_gives_keras_nans_and_leaves_the_next_call_alone(
     np.testing.assert_allclose(run(x=clean)["output_0"], model(clean), atol=h.ATOL)
 
 
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_a_nan_in_masked_padding_changes_nothing(go_backwards, tmp_path):
+    """Keras never reads a masked step, so a NaN there changes no output; the
+    fused op runs over the padding too, so it must not see that NaN (its last
+    valid output is picked by a weighted sum over every step, and its state
+    would carry the NaN into the next call). An explicit mask input: through
+    Masking, a NaN step is never masked."""
+    x = keras.Input((6, 3), batch_size=2, name="x")
+    m = keras.Input((6,), batch_size=2, dtype="bool", name="m")
+    layer = keras_lstm.LSTM(4, go_backwards=go_backwards, return_sequences=True)
+    model = h.randomize(keras.Model([x, m], layer(x, mask=m)))
+    rng = np.random.default_rng(3)
+    clean = rng.standard_normal((2, 6, 3)).astype("float32")
+    mask = np.ones((2, 6), bool)
+    mask[1, 4:] = False  # row 1 has 4 steps
+    path = tmp_path / "m.tflite"
+    report = export.export_tflite(model, path, verify_inputs=[clean, mask])
+    assert report["fused_lstm_ops"] == 1
+    bad = clean.copy()
+    bad[1, 5, 0] = np.nan  # in row 1's padding
+    run = export.tflite_runner(path)
+    want = np.asarray(model([bad, mask]))
+    assert not np.isnan(want).any()
+    np.testing.assert_allclose(run(x=bad, m=mask)["output_0"], want, atol=h.ATOL)
+    np.testing.assert_allclose(
+        run(x=clean, m=mask)["output_0"], model([clean, mask]), atol=h.ATOL
+    )
+
+
 def test_keras_own_lstm_export_needs_flex_ops(tmp_path):
     """The baseline of the README table: Keras' own `model.export(format=
     "litert")` of `keras.layers.LSTM` needs Flex ops, which the standalone LiteRT
